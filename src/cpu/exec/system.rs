@@ -1,0 +1,437 @@
+//! System instructions: port I/O, control/debug registers, MSRs, CPUID, TSC, descriptor
+//! table instructions, SYSENTER/SYSEXIT and the x87 control instructions that work
+//! without the FPU proper.
+
+use super::{Exec, Res};
+use crate::cpu::decode::{Insn, Op};
+use crate::cpu::flags::*;
+use crate::cpu::state::*;
+use crate::cpu::{vector, Fault};
+
+pub const MSR_TSC: u32 = 0x10;
+pub const MSR_APIC_BASE: u32 = 0x1B;
+pub const MSR_SYSENTER_CS: u32 = 0x174;
+pub const MSR_SYSENTER_ESP: u32 = 0x175;
+pub const MSR_SYSENTER_EIP: u32 = 0x176;
+
+/// CR4 bits this model accepts: VME, PVI (not advertised yet) and OSFXSR/OSXMMEXCPT
+/// (with the SSE work) are refused with #GP.
+const CR4_VALID: u32 = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8);
+
+impl Exec<'_> {
+    pub(super) fn require_cpl0(&self) -> Res<()> {
+        if self.cpu.state.cpl != 0 {
+            return Err(Fault::gp(0));
+        }
+        Ok(())
+    }
+
+    fn require_protected(&self) -> Res<()> {
+        let s = &self.cpu.state;
+        if !s.protected_mode() || s.v86_mode() {
+            return Err(Fault::ex(vector::UD));
+        }
+        Ok(())
+    }
+
+    /// I/O privilege: CPL <= IOPL, otherwise the TSS permission bitmap decides.
+    pub(super) fn check_io(&self, _port: u16, _size: u8) -> Res<()> {
+        let s = &self.cpu.state;
+        if s.protected_mode() && (s.v86_mode() || s.cpl as u32 > (s.flags_raw & IOPL) >> 12) {
+            return Err(Fault::Unsupported("I/O permission bitmap check"));
+        }
+        Ok(())
+    }
+
+    pub(super) fn in_out(&mut self, i: &Insn) -> Res<()> {
+        let port = if i.ext & 1 != 0 {
+            self.reg(2, 2) as u16
+        } else {
+            i.imm as u16
+        };
+        self.check_io(port, i.osize)?;
+        if i.op == Op::In {
+            let v = self.io_in(port, i.osize);
+            self.set_reg(0, i.osize, v);
+        } else {
+            let v = self.reg(0, i.osize);
+            self.io_out(port, i.osize, v);
+        }
+        Ok(())
+    }
+
+    pub(super) fn cpuid(&mut self) {
+        let g = &mut self.cpu.state.gpr;
+        let r = crate::cpu::cpuid::cpuid(g[0], g[1]);
+        g[0] = r[0];
+        g[3] = r[1];
+        g[1] = r[2];
+        g[2] = r[3];
+    }
+
+    pub(super) fn tsc(&self) -> u64 {
+        let s = &self.cpu.state;
+        s.icount.wrapping_add(s.msr.tsc_offset)
+    }
+
+    pub(super) fn rdtsc(&mut self) -> Res<()> {
+        let s = &self.cpu.state;
+        if s.cr4 & (1 << 2) != 0 && s.cpl != 0 && s.protected_mode() {
+            return Err(Fault::gp(0));
+        }
+        let t = self.tsc();
+        self.cpu.state.gpr[0] = t as u32;
+        self.cpu.state.gpr[2] = (t >> 32) as u32;
+        Ok(())
+    }
+
+    pub(super) fn rdpmc(&mut self) -> Res<()> {
+        let s = &self.cpu.state;
+        if s.cr4 & (1 << 8) == 0 && s.cpl != 0 && s.protected_mode() {
+            return Err(Fault::gp(0));
+        }
+        if s.gpr[1] > 1 {
+            return Err(Fault::gp(0));
+        }
+        // The event-select MSRs are not implemented, so no counter is ever enabled and
+        // both counters hold zero.
+        self.cpu.state.gpr[0] = 0;
+        self.cpu.state.gpr[2] = 0;
+        Ok(())
+    }
+
+    pub(super) fn rdmsr(&mut self) -> Res<()> {
+        self.require_cpl0()?;
+        let s = &self.cpu.state;
+        let v: u64 = match s.gpr[1] {
+            MSR_TSC => self.tsc(),
+            MSR_APIC_BASE => s.msr.apic_base,
+            MSR_SYSENTER_CS => s.msr.sysenter_cs as u64,
+            MSR_SYSENTER_ESP => s.msr.sysenter_esp as u64,
+            MSR_SYSENTER_EIP => s.msr.sysenter_eip as u64,
+            _ => return Err(Fault::gp(0)),
+        };
+        self.cpu.state.gpr[0] = v as u32;
+        self.cpu.state.gpr[2] = (v >> 32) as u32;
+        Ok(())
+    }
+
+    pub(super) fn wrmsr(&mut self) -> Res<()> {
+        self.require_cpl0()?;
+        let s = &mut self.cpu.state;
+        let v = (s.gpr[2] as u64) << 32 | s.gpr[0] as u64;
+        match s.gpr[1] {
+            MSR_TSC => s.msr.tsc_offset = v.wrapping_sub(s.icount),
+            MSR_APIC_BASE => {
+                // Bits 0-7, 9, 10 and 36-63 are reserved (P6: 36-bit physical addresses).
+                if v & !0xF_FFFF_F900 != 0 {
+                    return Err(Fault::gp(0));
+                }
+                s.msr.apic_base = v;
+            }
+            MSR_SYSENTER_CS => s.msr.sysenter_cs = v as u32 & 0xFFFF,
+            MSR_SYSENTER_ESP => s.msr.sysenter_esp = v as u32,
+            MSR_SYSENTER_EIP => s.msr.sysenter_eip = v as u32,
+            _ => return Err(Fault::gp(0)),
+        }
+        Ok(())
+    }
+
+    pub(super) fn mov_from_cr(&mut self, i: &Insn) -> Res<()> {
+        self.require_cpl0()?;
+        let s = &self.cpu.state;
+        let v = match i.reg {
+            0 => s.cr0,
+            2 => s.cr2,
+            3 => s.cr3,
+            4 => s.cr4,
+            _ => return Err(Fault::ex(vector::UD)),
+        };
+        self.cpu.state.gpr[i.rm as usize] = v;
+        Ok(())
+    }
+
+    pub(super) fn mov_to_cr(&mut self, i: &Insn) -> Res<()> {
+        self.require_cpl0()?;
+        let v = self.cpu.state.gpr[i.rm as usize];
+        match i.reg {
+            0 => self.write_cr0(v)?,
+            2 => self.cpu.state.cr2 = v,
+            3 => self.cpu.state.cr3 = v & 0xFFFF_F018,
+            4 => {
+                if v & !CR4_VALID != 0 {
+                    return Err(Fault::gp(0));
+                }
+                self.cpu.state.cr4 = v;
+            }
+            _ => return Err(Fault::ex(vector::UD)),
+        }
+        Ok(())
+    }
+
+    fn write_cr0(&mut self, v: u32) -> Res<()> {
+        if (v & CR0_PG != 0 && v & CR0_PE == 0) || (v & CR0_NW != 0 && v & CR0_CD == 0) {
+            return Err(Fault::gp(0));
+        }
+        let s = &mut self.cpu.state;
+        // ET is hardwired to 1 on P6; reserved bits read as written are dropped.
+        let keep = CR0_PE
+            | CR0_MP
+            | CR0_EM
+            | CR0_TS
+            | CR0_NE
+            | CR0_WP
+            | CR0_AM
+            | CR0_NW
+            | CR0_CD
+            | CR0_PG;
+        s.cr0 = (v & keep) | CR0_ET;
+        if s.cr0 & CR0_PE == 0 {
+            s.cpl = 0;
+        }
+        Ok(())
+    }
+
+    pub(super) fn lmsw(&mut self, v: u32) {
+        let s = &mut self.cpu.state;
+        // LMSW loads PE MP EM TS and cannot clear PE.
+        let pe = (s.cr0 | v) & CR0_PE;
+        s.cr0 = (s.cr0 & !0xF) | (v & 0xE) | pe;
+    }
+
+    fn dr_index(&self, r: u8) -> Res<usize> {
+        match r {
+            4 | 5 if self.cpu.state.cr4 & (1 << 3) != 0 => Err(Fault::ex(vector::UD)),
+            4 | 5 => Ok(r as usize + 2),
+            _ => Ok(r as usize),
+        }
+    }
+
+    pub(super) fn mov_from_dr(&mut self, i: &Insn) -> Res<()> {
+        self.require_cpl0()?;
+        let n = self.dr_index(i.reg)?;
+        self.cpu.state.gpr[i.rm as usize] = self.cpu.state.dr[n];
+        Ok(())
+    }
+
+    pub(super) fn mov_to_dr(&mut self, i: &Insn) -> Res<()> {
+        self.require_cpl0()?;
+        let n = self.dr_index(i.reg)?;
+        let v = self.cpu.state.gpr[i.rm as usize];
+        self.cpu.state.dr[n] = match n {
+            6 => (v & 0xE00F) | 0xFFFF_0FF0,
+            7 => (v & 0xFFFF_2BFF) | 0x400,
+            _ => v,
+        };
+        Ok(())
+    }
+
+    /// SLDT STR LLDT LTR VERR VERW LAR LSL (protected mode only).
+    pub(super) fn pm_descriptor_op(&mut self, i: &Insn) -> Res<()> {
+        self.require_protected()?;
+        match i.op {
+            Op::Sldt | Op::Str => {
+                let s = &self.cpu.state;
+                let v = if i.op == Op::Sldt {
+                    s.ldtr.selector
+                } else {
+                    s.tr.selector
+                } as u32;
+                if i.is_mem() {
+                    self.write_rm(i, 2, v)
+                } else {
+                    self.set_reg(i.rm, i.osize, v);
+                    Ok(())
+                }
+            }
+            Op::Lldt | Op::Ltr => {
+                self.require_cpl0()?;
+                let sel = self.read_rm(i, 2)? as u16;
+                let ldt = i.op == Op::Lldt;
+                if sel & !3 == 0 {
+                    if !ldt {
+                        return Err(Fault::gp(0));
+                    }
+                    self.cpu.state.ldtr = SegmentCache {
+                        selector: sel,
+                        valid: false,
+                        ..SegmentCache::default()
+                    };
+                    return Ok(());
+                }
+                let err = sel as u32 & 0xFFFC;
+                if sel & 4 != 0 {
+                    return Err(Fault::gp(err));
+                }
+                let (lo, hi) = self.read_descriptor(sel)?;
+                let ty = (hi >> 8) & 0x1F;
+                let ok = if ldt { ty == 0x02 } else { ty == 0x01 || ty == 0x09 };
+                if !ok {
+                    return Err(Fault::gp(err));
+                }
+                if hi & 0x8000 == 0 {
+                    return Err(Fault::ex_err(vector::NP, err));
+                }
+                let mut c = Self::cache_from(sel, lo, hi);
+                c.attr &= !attr::ACCESSED;
+                c.attr |= ((hi >> 8) & 1) as u16;
+                if ldt {
+                    self.cpu.state.ldtr = c;
+                } else {
+                    // Mark the TSS busy in the GDT and in the cache.
+                    let a = self.cpu.state.gdtr.base.wrapping_add((sel & !7) as u32 + 4);
+                    self.write_lin(a, 4, hi | 0x200)?;
+                    c.attr |= 0x2;
+                    self.cpu.state.tr = c;
+                }
+                Ok(())
+            }
+            _ => self.descriptor_query(i),
+        }
+    }
+
+    /// VERR VERW LAR LSL: ZF=1 and a result when the descriptor is visible and valid.
+    fn descriptor_query(&mut self, i: &Insn) -> Res<()> {
+        let sel = self.read_rm(i, 2)? as u16;
+        let cpl = self.cpu.state.cpl;
+        let desc = if sel & !3 == 0 {
+            None
+        } else {
+            match self.read_descriptor(sel) {
+                Ok(d) => Some(d),
+                Err(Fault::Exception {
+                    vector: vector::GP, ..
+                }) => None,
+                Err(e) => return Err(e),
+            }
+        };
+        let Some((lo, hi)) = desc else {
+            self.set_arith(ZF, 0);
+            return Ok(());
+        };
+        let ty = (hi >> 8) & 0x1F;
+        let dpl = ((hi >> 13) & 3) as u8;
+        let rpl = (sel & 3) as u8;
+        let s_bit = ty & 0x10 != 0;
+        let code = s_bit && ty & 0x8 != 0;
+        let conforming = code && ty & 0x4 != 0;
+        let priv_ok = conforming || (cpl.max(rpl) <= dpl);
+        let ok = match i.op {
+            Op::Verr => s_bit && priv_ok && (!code || ty & 2 != 0),
+            Op::Verw => s_bit && !code && priv_ok && ty & 2 != 0,
+            Op::Lar => {
+                priv_ok
+                    && (s_bit || matches!(ty & 0xF, 1 | 2 | 3 | 4 | 5 | 9 | 0xB | 0xC))
+            }
+            _ => priv_ok && (s_bit || matches!(ty & 0xF, 1 | 2 | 3 | 9 | 0xB)),
+        };
+        if ok {
+            match i.op {
+                Op::Lar => {
+                    let v = hi & 0x00F0_FF00;
+                    self.set_reg(i.reg, i.osize, v);
+                }
+                Op::Lsl => {
+                    let v = Self::cache_from(sel, lo, hi).limit;
+                    self.set_reg(i.reg, i.osize, v);
+                }
+                _ => {}
+            }
+        }
+        self.set_arith(ZF, if ok { ZF } else { 0 });
+        Ok(())
+    }
+
+    pub(super) fn arpl(&mut self, i: &Insn) -> Res<()> {
+        self.require_protected()?;
+        let l = self.loc(i)?;
+        let d = self.read_loc(l, 2)?;
+        let s = self.reg(i.reg, 2);
+        if d & 3 < s & 3 {
+            self.write_loc(l, 2, (d & !3) | (s & 3))?;
+            self.set_arith(ZF, ZF);
+        } else {
+            self.set_arith(ZF, 0);
+        }
+        Ok(())
+    }
+
+    fn flat_segment(sel: u16, code: bool, dpl: u16) -> SegmentCache {
+        let ty = if code {
+            attr::CODE | attr::RW | attr::ACCESSED
+        } else {
+            attr::RW | attr::ACCESSED
+        };
+        SegmentCache {
+            selector: sel,
+            attr: ty | attr::S | attr::PRESENT | attr::DB | attr::G | (dpl << attr::DPL_SHIFT),
+            base: 0,
+            limit: 0xFFFF_FFFF,
+            valid: true,
+            _pad: [0; 3],
+        }
+    }
+
+    pub(super) fn sysenter(&mut self) -> Res<()> {
+        let s = &mut self.cpu.state;
+        let cs = s.msr.sysenter_cs as u16;
+        if !s.protected_mode() || cs & 0xFFFC == 0 {
+            return Err(Fault::gp(0));
+        }
+        let f = s.eflags() & !(VM | IF | RF);
+        s.set_eflags(f);
+        s.cpl = 0;
+        s.seg[SegReg::Cs as usize] = Self::flat_segment(cs & 0xFFFC, true, 0);
+        s.seg[SegReg::Ss as usize] = Self::flat_segment((cs & 0xFFFC) + 8, false, 0);
+        s.gpr[4] = s.msr.sysenter_esp;
+        s.eip = s.msr.sysenter_eip;
+        Ok(())
+    }
+
+    pub(super) fn sysexit(&mut self) -> Res<()> {
+        let s = &mut self.cpu.state;
+        let cs = s.msr.sysenter_cs as u16;
+        if !s.protected_mode() || s.v86_mode() || s.cpl != 0 || cs & 0xFFFC == 0 {
+            return Err(Fault::gp(0));
+        }
+        s.cpl = 3;
+        s.seg[SegReg::Cs as usize] = Self::flat_segment((cs + 16) | 3, true, 3);
+        s.seg[SegReg::Ss as usize] = Self::flat_segment((cs + 24) | 3, false, 3);
+        s.gpr[4] = s.gpr[1];
+        s.eip = s.gpr[2];
+        Ok(())
+    }
+
+    /// x87 escape. The FPU proper is not implemented yet; the control instructions that
+    /// software uses to detect and initialise an FPU behave as with an FPU present.
+    pub(super) fn fpu(&mut self, i: &Insn) -> Res<()> {
+        let cr0 = self.cpu.state.cr0;
+        if cr0 & (CR0_EM | CR0_TS) != 0 {
+            return Err(Fault::ex(vector::NM));
+        }
+        let f = &mut self.cpu.state.fpu;
+        match (i.ext, i.is_mem(), i.reg, i.rm) {
+            (3, false, 4, 3) => *f = FpuControl::default(), // FNINIT
+            (3, false, 4, 2) => f.sw &= 0x7F00,              // FNCLEX
+            (3, false, 4, 0 | 1 | 4) => {}                   // FNENI/FNDISI/FSETPM: no-ops on 387+
+            (7, false, 4, 0) => {
+                let sw = f.sw as u32;
+                self.set_reg(0, 2, sw); // FNSTSW AX
+            }
+            (5, true, 7, _) => {
+                let sw = f.sw as u32;
+                self.write_rm(i, 2, sw)?; // FNSTSW m16
+            }
+            (1, true, 7, _) => {
+                let cw = f.cw as u32;
+                self.write_rm(i, 2, cw)?; // FNSTCW m16
+            }
+            (1, true, 5, _) => {
+                let cw = self.read_rm(i, 2)?;
+                self.cpu.state.fpu.cw = (cw as u16 & 0x1F3F) | 0x40; // FLDCW
+            }
+            _ => return Err(Fault::Unsupported("x87 floating-point instruction")),
+        }
+        Ok(())
+    }
+}

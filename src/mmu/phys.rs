@@ -1,0 +1,245 @@
+//! The physical address space: RAM, ROM and everything else (MMIO, routed to the bus).
+//!
+//! A 4 KiB-granular page map covers the whole 32-bit physical space. RAM and ROM pages
+//! point into one host buffer (`backing`), so a later software TLB can hand out host
+//! pointers for both; ROM pages simply refuse writes. Unmapped pages go to
+//! [`Bus::mmio_read`]/[`Bus::mmio_write`].
+//!
+//! Writes to pages that hold decoded code are noticed here (every guest write passes
+//! through this type) and queued for the CPU's decode cache to invalidate.
+
+use crate::devices::bus::Bus;
+
+const PAGE_SHIFT: u32 = 12;
+const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
+const NUM_PAGES: usize = 1 << (32 - PAGE_SHIFT);
+
+const KIND_MMIO: u32 = 0;
+const KIND_RAM: u32 = 1;
+const KIND_ROM: u32 = 2;
+
+/// A mapping error when building the memory map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapError(pub String);
+
+impl std::fmt::Display for MapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for MapError {}
+
+pub struct PhysMem {
+    /// RAM (first `ram_size` bytes) followed by ROM images.
+    backing: Vec<u8>,
+    ram_size: u32,
+    /// Per 4 KiB page: kind in bits 0-1, backing page number in bits 12-31.
+    pages: Vec<u32>,
+    /// One bit per page: the decode cache holds instructions from this page.
+    code_pages: Vec<u64>,
+    /// Pages with cached code that were written since the CPU last looked.
+    pub(crate) smc_pages: Vec<u32>,
+    /// A20 gate: when false, physical address bit 20 is forced to zero.
+    a20: bool,
+}
+
+impl std::fmt::Debug for PhysMem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhysMem")
+            .field("ram_size", &self.ram_size)
+            .field("backing_len", &self.backing.len())
+            .field("a20", &self.a20)
+            .finish()
+    }
+}
+
+impl PhysMem {
+    /// Plain RAM of `size` bytes from address 0 with no holes and no ROM (test setups).
+    pub fn new_flat(size: usize) -> PhysMem {
+        let size = size.min(0xFFFF_F000) & !(PAGE_SIZE - 1);
+        let mut m = PhysMem {
+            backing: vec![0; size],
+            ram_size: size as u32,
+            pages: vec![KIND_MMIO; NUM_PAGES],
+            code_pages: vec![0; NUM_PAGES / 64],
+            smc_pages: Vec::new(),
+            a20: true,
+        };
+        for p in 0..size / PAGE_SIZE {
+            m.pages[p] = KIND_RAM | ((p as u32) << PAGE_SHIFT);
+        }
+        m
+    }
+
+    /// A PC memory map: RAM of `size` bytes with the legacy VGA window 0xA0000-0xBFFFF
+    /// left to MMIO. ROMs are added with [`PhysMem::map_rom`].
+    pub fn new_pc(size: usize) -> PhysMem {
+        let mut m = PhysMem::new_flat(size);
+        for p in (0xA0000 >> PAGE_SHIFT)..(0xC0000 >> PAGE_SHIFT) {
+            m.pages[p] = KIND_MMIO;
+        }
+        m
+    }
+
+    pub fn ram_size(&self) -> u32 {
+        self.ram_size
+    }
+
+    /// Map a read-only copy of `image` at each address in `bases` (page aligned). The
+    /// aliases share one copy of the bytes.
+    pub fn map_rom(&mut self, image: &[u8], bases: &[u32]) -> Result<(), MapError> {
+        if image.is_empty() || image.len() % PAGE_SIZE != 0 {
+            return Err(MapError(format!(
+                "ROM image size {} is not a non-zero multiple of 4 KiB",
+                image.len()
+            )));
+        }
+        let npages = image.len() / PAGE_SIZE;
+        for &b in bases {
+            if b as usize % PAGE_SIZE != 0 || b as u64 + image.len() as u64 > 1 << 32 {
+                return Err(MapError(format!(
+                    "ROM at {b:#x} (+{:#x}) is unaligned or extends past 4 GiB",
+                    image.len()
+                )));
+            }
+        }
+        let start = self.backing.len();
+        if start + image.len() > u32::MAX as usize {
+            return Err(MapError("too much memory for a 32-bit physical space".into()));
+        }
+        self.backing.extend_from_slice(image);
+        for &b in bases {
+            for i in 0..npages {
+                let host_page = (start / PAGE_SIZE + i) as u32;
+                self.pages[(b as usize >> PAGE_SHIFT) + i] = KIND_ROM | (host_page << PAGE_SHIFT);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn set_a20(&mut self, enabled: bool) {
+        self.a20 = enabled;
+    }
+
+    pub fn a20(&self) -> bool {
+        self.a20
+    }
+
+    #[inline]
+    fn mask(&self, addr: u32) -> u32 {
+        if self.a20 {
+            addr
+        } else {
+            addr & !(1 << 20)
+        }
+    }
+
+    /// Host offset of `addr` in `backing` if it is RAM or ROM; `writable` is false for ROM.
+    #[inline]
+    fn host(&self, addr: u32) -> Option<(usize, bool)> {
+        let e = self.pages[(addr >> PAGE_SHIFT) as usize];
+        match e & 3 {
+            KIND_RAM => Some((((e & !0xFFF) | (addr & 0xFFF)) as usize, true)),
+            KIND_ROM => Some((((e & !0xFFF) | (addr & 0xFFF)) as usize, false)),
+            _ => None,
+        }
+    }
+
+    /// Guest read of `size` (1, 2 or 4) bytes, little-endian. Accesses that cross a page
+    /// boundary are split into bytes.
+    #[inline]
+    pub fn read(&mut self, addr: u32, size: u8, bus: &mut dyn Bus) -> u32 {
+        let addr = self.mask(addr);
+        if (addr & 0xFFF) as usize + size as usize <= PAGE_SIZE {
+            if let Some((h, _)) = self.host(addr) {
+                let b = &self.backing[h..h + size as usize];
+                return match size {
+                    1 => b[0] as u32,
+                    2 => u16::from_le_bytes([b[0], b[1]]) as u32,
+                    _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                };
+            }
+            return bus.mmio_read(addr, size);
+        }
+        let mut v = 0;
+        for i in 0..size as u32 {
+            v |= self.read(addr.wrapping_add(i), 1, bus) << (8 * i);
+        }
+        v
+    }
+
+    /// Guest write of `size` (1, 2 or 4) bytes, little-endian.
+    #[inline]
+    pub fn write(&mut self, addr: u32, size: u8, val: u32, bus: &mut dyn Bus) {
+        let addr = self.mask(addr);
+        if (addr & 0xFFF) as usize + size as usize <= PAGE_SIZE {
+            match self.host(addr) {
+                Some((h, true)) => {
+                    self.note_write(addr);
+                    self.backing[h..h + size as usize]
+                        .copy_from_slice(&val.to_le_bytes()[..size as usize]);
+                }
+                Some((_, false)) => {}
+                None => bus.mmio_write(addr, size, val),
+            }
+            return;
+        }
+        for i in 0..size as u32 {
+            self.write(addr.wrapping_add(i), 1, val >> (8 * i), bus);
+        }
+    }
+
+    #[inline]
+    fn note_write(&mut self, addr: u32) {
+        let p = (addr >> PAGE_SHIFT) as usize;
+        if self.code_pages[p / 64] & (1 << (p % 64)) != 0 {
+            self.code_pages[p / 64] &= !(1 << (p % 64));
+            self.smc_pages.push(p as u32);
+        }
+    }
+
+    /// Mark a page as holding cached decoded instructions.
+    pub(crate) fn mark_code(&mut self, addr: u32) {
+        let p = (self.mask(addr) >> PAGE_SHIFT) as usize;
+        self.code_pages[p / 64] |= 1 << (p % 64);
+    }
+
+    /// The bytes from `addr` to the end of its page, for instruction fetch: RAM/ROM only.
+    /// Returns `None` for MMIO (code is not
+    /// cached from or executed in MMIO in this model; the caller falls back to `read`).
+    #[inline]
+    pub(crate) fn fetch_slice(&self, addr: u32) -> Option<&[u8]> {
+        let addr = self.mask(addr);
+        let (h, _) = self.host(addr)?;
+        let end = h - (addr & 0xFFF) as usize + PAGE_SIZE;
+        Some(&self.backing[h..end])
+    }
+
+    /// Physical read without side effects (MMIO reads as 0xFF): for loaders, debuggers, tests.
+    pub fn read_bytes(&self, addr: u32, buf: &mut [u8]) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            let a = addr.wrapping_add(i as u32);
+            *b = match self.host(a) {
+                Some((h, _)) => self.backing[h],
+                None => 0xFF,
+            };
+        }
+    }
+
+    /// Physical write that bypasses ROM protection is *not* offered: this writes RAM only
+    /// (ROM and MMIO bytes are skipped) and keeps the decode cache coherent.
+    pub fn write_bytes(&mut self, addr: u32, data: &[u8]) {
+        for (i, &b) in data.iter().enumerate() {
+            let a = addr.wrapping_add(i as u32);
+            if let Some((h, true)) = self.host(a) {
+                self.note_write(a);
+                self.backing[h] = b;
+            }
+        }
+    }
+
+    /// The RAM contents (for hashing and snapshots).
+    pub fn ram(&self) -> &[u8] {
+        &self.backing[..self.ram_size as usize]
+    }
+}

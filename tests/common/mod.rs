@@ -1,0 +1,2 @@
+pub mod moo;
+pub mod native;
