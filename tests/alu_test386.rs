@@ -462,8 +462,9 @@ fn build_cases(lines: Vec<Line>) -> Result<Vec<Case>, String> {
     Ok(out)
 }
 
-/// Why `got` does not reproduce the line, or `None`.
-fn check(c: &Case, got: &Outcome) -> Option<String> {
+/// Why `got` does not reproduce the line, or `None`. `relax` lists flags
+/// not compared.
+fn check(c: &Case, got: &Outcome, relax: u32) -> Option<String> {
     let l = &c.line;
     if l.de {
         if got.exit != Exit::Fault(0) {
@@ -479,14 +480,15 @@ fn check(c: &Case, got: &Outcome) -> Option<String> {
     if l.mnem != l.opcode && got.regs[2] != l.edx_out {
         d.push(format!("EDX={:08X} (want {:08X})", got.regs[2], l.edx_out));
     }
-    let f = got.eflags & c.mask;
-    if !l.de && f != l.ps_out {
+    let mask = c.mask & !relax;
+    let f = got.eflags & mask;
+    if !l.de && f != l.ps_out & mask {
         d.push(format!(
             "PS={:04X} (want {:04X}; differ: {}; compared: {})",
             f,
             l.ps_out,
-            flag_names(f ^ l.ps_out),
-            flag_names(c.mask)
+            flag_names(f ^ (l.ps_out & mask)),
+            flag_names(mask)
         ));
     }
     if d.is_empty() {
@@ -513,14 +515,20 @@ fn load_cases() -> Vec<Case> {
     build_cases(lines).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Replays every case with `run` and reports like the brief asks.
-fn replay(label: &str, cases: &[Case], results: &[Outcome]) -> (usize, usize) {
+/// Checks every result against its line; prints the first 20 mismatches and
+/// the failures per entry. `relax(case)` gives flags not to compare.
+fn replay(
+    label: &str,
+    cases: &[Case],
+    results: &[Outcome],
+    relax: impl Fn(&Case) -> u32,
+) -> (usize, usize) {
     let mut per_key: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut shown = Vec::new();
     let (mut pass, mut fail) = (0, 0);
     for (c, got) in cases.iter().zip(results) {
         let e = per_key.entry(&c.line.key).or_default();
-        match check(c, got) {
+        match check(c, got, relax(c)) {
             None => {
                 pass += 1;
                 e.0 += 1;
@@ -564,15 +572,17 @@ fn test386_alu_reference() {
     let cases = load_cases();
     let mut emu = Emu::new();
     let results: Vec<Outcome> = cases.iter().map(|c| emu.run(&c.snip)).collect();
-    let (pass, fail) = replay("test386-alu", &cases, &results);
+    let (pass, fail) = replay("test386-alu", &cases, &results, |_| 0);
     println!("test386-alu: {pass} passed, {fail} failed");
     assert_eq!(fail, 0, "test386-alu: {fail} lines do not match the reference");
 }
 
 /// The same sequences on the host CPU: proof that the mapping from table
-/// lines to instructions is right. Lines where a modern CPU legitimately
-/// differs from the reference (flags the SDM leaves undefined but test386's
-/// type masks keep) are listed and allowed; everything else must match.
+/// lines to instructions is right. One difference is expected and not
+/// compared here: OF after ROL/ROR/RCL/RCR by 7 (`C0`/`C1`), which the SDM
+/// leaves undefined for counts other than 1 and test386's SHIFTS_1 type mask
+/// keeps (the reference computes it as for a 1-bit rotate; a modern Intel CPU
+/// does not). The emulator test compares it.
 #[test]
 fn test386_mapping_on_host_cpu() {
     if !native::host_runs_i386() {
@@ -589,7 +599,16 @@ fn test386_mapping_on_host_cpu() {
     for r in &results {
         assert!(r.eip >= CODE_ADDR);
     }
-    let (pass, fail) = replay("test386-on-host", &cases, &results);
+    let rotate_by_7 = |c: &Case| {
+        let l = &c.line;
+        let rotate = matches!(l.mnem.as_str(), "ROL" | "ROR" | "RCL" | "RCR");
+        if rotate && (l.opcode == "C0" || l.opcode == "C1") {
+            OF
+        } else {
+            0
+        }
+    };
+    let (pass, fail) = replay("test386-on-host", &cases, &results, rotate_by_7);
     println!("test386-on-host: {pass} passed, {fail} failed");
     assert_eq!(fail, 0);
 }

@@ -198,8 +198,10 @@ pub fn decode(bytes: &[u8], code32: bool) -> Result<Insn, DecodeError> {
     }
 
     let (mut op, mut fm, mut ext) = tables::lookup(opcode);
+    let mut modrm_byte = 0u8;
     if fm & M != 0 {
         let modrm = r.u8()?;
+        modrm_byte = modrm;
         insn.reg = (modrm >> 3) & 7;
         if let Some((gop, gfm, gext)) = tables::group(opcode, insn.reg, modrm >> 6 == 3) {
             op = gop;
@@ -213,7 +215,7 @@ pub fn decode(bytes: &[u8], code32: bool) -> Result<Insn, DecodeError> {
             decode_modrm(&mut r, &mut insn, modrm, asize32, seg_override)?;
         }
     }
-    if op == Op::Ud {
+    if op == Op::Ud || !tables::valid_modrm_use(opcode, modrm_byte) {
         return Err(DecodeError::Invalid);
     }
     insn.op = op;

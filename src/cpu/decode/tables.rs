@@ -307,7 +307,7 @@ pub(super) fn lookup(opc: u16) -> (Op, u32, u8) {
         0x103 => (Lsl, M, 0),
         0x106 => (Clts, END, 0),
         0x108 | 0x109 => (Wbinvd, 0, 0),
-        0x118..=0x11F => (NopE, M, 0),
+        0x10D | 0x118..=0x11F => (NopE, M, 0),
         0x120 => (MovFromCr, M, 0),
         0x121 => (MovFromDr, M, 0),
         0x122 => (MovToCr, M | END, 0),
@@ -429,4 +429,40 @@ pub(super) fn group(opc: u16, reg: u8, regform: bool) -> Option<(Op, u32, u8)> {
         },
         _ => return None,
     })
+}
+
+/// Encodings that the opcode and group tables accept but that are invalid for a
+/// particular ModRM: segment-register numbers, control-register numbers and the x87
+/// map (including FISTTP, which is SSE3 and not in this model).
+pub(super) fn valid_modrm_use(opc: u16, modrm: u8) -> bool {
+    let reg = (modrm >> 3) & 7;
+    let regform = modrm >> 6 == 3;
+    match opc {
+        0x8C => reg <= 5,
+        0x8E => reg <= 5 && reg != 1,
+        0x120 | 0x122 => matches!(reg, 0 | 2 | 3 | 4),
+        0xD8..=0xDF => x87_valid((opc & 7) as u8, modrm, reg, regform),
+        _ => true,
+    }
+}
+
+fn x87_valid(esc: u8, modrm: u8, reg: u8, regform: bool) -> bool {
+    if !regform {
+        return match esc {
+            1 => reg != 1,
+            3 => !matches!(reg, 1 | 4 | 6),
+            5 => !matches!(reg, 1 | 5),
+            7 => reg != 1,
+            _ => true,
+        };
+    }
+    match esc {
+        1 => matches!(modrm, 0xC0..=0xD0 | 0xD8..=0xE1 | 0xE4 | 0xE5 | 0xE8..=0xEE | 0xF0..=0xFF),
+        2 => matches!(modrm, 0xC0..=0xDF | 0xE9),
+        3 => matches!(modrm, 0xC0..=0xDF | 0xE0..=0xE4 | 0xE8..=0xF7),
+        5 => matches!(modrm, 0xC0..=0xEF),
+        6 => !matches!(modrm, 0xD8 | 0xDA..=0xDF),
+        7 => matches!(modrm, 0xC0..=0xDF | 0xE0 | 0xE8..=0xF7),
+        _ => true,
+    }
 }
