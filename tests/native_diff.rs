@@ -138,6 +138,8 @@ struct Case {
     reg_mask: [u32; 8],
     /// Data-buffer bytes whose final value is undefined.
     data_undef: Option<(usize, usize)>,
+    /// Address of the (last) explicit memory operand, for reports.
+    mem_at: Option<u32>,
 }
 
 /// Case builder: starts from random registers, random data and random flags;
@@ -155,6 +157,10 @@ struct G {
     data_undef: Option<(usize, usize)>,
     /// Index of the case within its form (drives the flags pattern).
     n: usize,
+    /// A segment-override prefix (CS/DS/ES/SS: flat in both worlds) put in
+    /// front of the instruction.
+    seg: Option<u8>,
+    mem_at: Option<u32>,
 }
 
 impl G {
@@ -170,6 +176,8 @@ impl G {
             reg_mask: [u32::MAX; 8],
             data_undef: None,
             n: 0,
+            seg: None,
+            mem_at: None,
         }
     }
 
@@ -194,9 +202,14 @@ impl G {
         self.reg_mask = [u32::MAX; 8];
         self.reg_mask[ESP] = 0;
         self.data_undef = None;
+        self.seg = None;
+        self.mem_at = None;
     }
 
     fn finish(&mut self) -> Case {
+        if let Some(p) = self.seg {
+            self.code.insert(0, p);
+        }
         Case {
             snip: Snippet {
                 code: self.code.clone(),
@@ -207,6 +220,7 @@ impl G {
             flags_mask: self.flags_mask,
             reg_mask: self.reg_mask,
             data_undef: self.data_undef,
+            mem_at: self.mem_at,
         }
     }
 
@@ -224,7 +238,13 @@ impl G {
         let m = sz.mask();
         match self.rng.gen_range(0..10) {
             0..=2 => self.pick(&EDGES) & m,
-            3 => (self.pick(&EDGES).wrapping_add(self.rng.gen_range(0..5)).wrapping_sub(2)) & m,
+            3 => {
+                (self
+                    .pick(&EDGES)
+                    .wrapping_add(self.rng.gen_range(0..5))
+                    .wrapping_sub(2))
+                    & m
+            }
             4 => self.rng.gen_range(0..16),
             _ => self.rng.gen::<u32>() & m,
         }
@@ -301,6 +321,10 @@ impl G {
     /// are taken from the free GPRs and reserved.
     fn mem(&mut self, lo: u32, hi: u32) -> MemOp {
         let addr = DATA_ADDR + self.rng.gen_range(lo..=hi);
+        self.mem_at = Some(addr);
+        if self.chance(10) {
+            self.seg = Some(self.pick(&[0x26u8, 0x2E, 0x36, 0x3E]));
+        }
         let free = |g: &G, r: usize| g.used & (1 << r) == 0;
         let bases: Vec<usize> = [EBX, ESI, EDI, EBP, EAX, ECX, EDX]
             .into_iter()
@@ -387,7 +411,11 @@ impl G {
             _ => {
                 let base = self.pick(&bases);
                 self.used |= 1 << base;
-                let md = if base == EBP { 1 } else { self.rng.gen_range(0..2) };
+                let md = if base == EBP {
+                    1
+                } else {
+                    self.rng.gen_range(0..2)
+                };
                 tail.push((scale_bits << 6) | (4 << 3) | base as u8);
                 let disp = if md == 1 {
                     tail.push(disp8 as u8);
@@ -521,7 +549,12 @@ struct Form {
     gen: GenFn,
 }
 
-fn form(forms: &mut Vec<Form>, name: impl Into<String>, count: usize, gen: impl Fn(&mut G) + 'static) {
+fn form(
+    forms: &mut Vec<Form>,
+    name: impl Into<String>,
+    count: usize,
+    gen: impl Fn(&mut G) + 'static,
+) {
     forms.push(Form {
         name: name.into(),
         count,
@@ -571,7 +604,7 @@ fn build_forms() -> Vec<Form> {
     for (op, name) in ALU_NAMES.iter().enumerate() {
         let op = op as u8;
         for sz in sizes {
-            form(&mut f, format!("{name} {}", sz.tag()), 1500, move |g| {
+            form(&mut f, format!("{name} {}", sz.tag()), 3000, move |g| {
                 if matches!(op, 1 | 4 | 6) {
                     g.flags_mask &= !AF;
                 }
@@ -621,7 +654,7 @@ fn build_forms() -> Vec<Form> {
 
     // TEST r/m,r (84/85), acc,imm (A8/A9), r/m,imm (F6/F7 /0).  mask: AF.
     for sz in sizes {
-        form(&mut f, format!("TEST {}", sz.tag()), 1200, move |g| {
+        form(&mut f, format!("TEST {}", sz.tag()), 2500, move |g| {
             g.flags_mask &= !AF;
             let wide = (sz != B) as u8;
             let (a, b) = (g.val(sz), g.val(sz));
@@ -656,7 +689,7 @@ fn build_forms() -> Vec<Form> {
     // INC/DEC: 40+r/48+r (16/32), FE/FF /0 /1.  mask: none (CF preserved).
     for (sub, name) in [(0u8, "INC"), (1u8, "DEC")] {
         for sz in sizes {
-            form(&mut f, format!("{name} {}", sz.tag()), 1000, move |g| {
+            form(&mut f, format!("{name} {}", sz.tag()), 2000, move |g| {
                 let v = g.val(sz);
                 if sz != B && g.chance(40) {
                     let r = g.reg(sz);
@@ -677,7 +710,7 @@ fn build_forms() -> Vec<Form> {
     // NOT (F6/F7 /2; no flags) and NEG (F6/F7 /3; all flags defined).
     for (sub, name) in [(2u8, "NOT"), (3u8, "NEG")] {
         for sz in sizes {
-            form(&mut f, format!("{name} {}", sz.tag()), 800, move |g| {
+            form(&mut f, format!("{name} {}", sz.tag()), 1500, move |g| {
                 let v = g.val(sz);
                 let rm = g.rm(sz, 40);
                 g.put(&rm, sz, v);
@@ -691,7 +724,7 @@ fn build_forms() -> Vec<Form> {
     // MUL / IMUL r/m (F6/F7 /4 /5).  mask: SF ZF AF PF.
     for (sub, name) in [(4u8, "MUL"), (5u8, "IMUL(1-op)")] {
         for sz in sizes {
-            form(&mut f, format!("{name} {}", sz.tag()), 1500, move |g| {
+            form(&mut f, format!("{name} {}", sz.tag()), 3000, move |g| {
                 g.flags_mask &= !(SF | ZF | AF | PF);
                 let (a, b) = (g.val(sz), g.val(sz));
                 let rm = g.rm_x(sz, 40, &[EAX, EDX]);
@@ -706,7 +739,7 @@ fn build_forms() -> Vec<Form> {
 
     // IMUL r, r/m (0F AF); IMUL r, r/m, imm (69 / 6B).  mask: SF ZF AF PF.
     for sz in [W, D] {
-        form(&mut f, format!("IMUL r,r/m {}", sz.tag()), 1500, move |g| {
+        form(&mut f, format!("IMUL r,r/m {}", sz.tag()), 3000, move |g| {
             g.flags_mask &= !(SF | ZF | AF | PF);
             let (a, b) = (g.val(sz), g.val(sz));
             let rm = g.rm(sz, 40);
@@ -717,31 +750,36 @@ fn build_forms() -> Vec<Form> {
             g.bytes(&[0x0F, 0xAF]);
             g.modrm(r, &rm);
         });
-        form(&mut f, format!("IMUL r,r/m,imm {}", sz.tag()), 1500, move |g| {
-            g.flags_mask &= !(SF | ZF | AF | PF);
-            let (a, b, c) = (g.val(sz), g.val(sz), g.val(sz));
-            let rm = g.rm(sz, 40);
-            let r = g.reg(sz);
-            g.set(r, sz, a);
-            g.put(&rm, sz, b);
-            g.op16(sz);
-            if g.chance(50) {
-                g.code.push(0x69);
-                g.modrm(r, &rm);
-                g.imm(sz, c);
-            } else {
-                g.code.push(0x6B);
-                g.modrm(r, &rm);
-                g.imm(B, c);
-            }
-        });
+        form(
+            &mut f,
+            format!("IMUL r,r/m,imm {}", sz.tag()),
+            3000,
+            move |g| {
+                g.flags_mask &= !(SF | ZF | AF | PF);
+                let (a, b, c) = (g.val(sz), g.val(sz), g.val(sz));
+                let rm = g.rm(sz, 40);
+                let r = g.reg(sz);
+                g.set(r, sz, a);
+                g.put(&rm, sz, b);
+                g.op16(sz);
+                if g.chance(50) {
+                    g.code.push(0x69);
+                    g.modrm(r, &rm);
+                    g.imm(sz, c);
+                } else {
+                    g.code.push(0x6B);
+                    g.modrm(r, &rm);
+                    g.imm(B, c);
+                }
+            },
+        );
     }
 
     // DIV / IDIV r/m (F6/F7 /6 /7).  mask: all arithmetic flags (undefined);
     // a #DE is compared in full (state at the faulting instruction).
     for (sub, name) in [(6u8, "DIV"), (7u8, "IDIV")] {
         for sz in sizes {
-            form(&mut f, format!("{name} {}", sz.tag()), 1500, move |g| {
+            form(&mut f, format!("{name} {}", sz.tag()), 3000, move |g| {
                 g.flags_mask = DF;
                 let signed = sub == 7;
                 let n = sz.bits();
@@ -781,7 +819,11 @@ fn build_forms() -> Vec<Form> {
                     }
                     _ => g.rng.gen::<u64>(),
                 };
-                let mask2n = if n == 32 { u64::MAX } else { (1u64 << (2 * n)) - 1 };
+                let mask2n = if n == 32 {
+                    u64::MAX
+                } else {
+                    (1u64 << (2 * n)) - 1
+                };
                 let dividend = dividend & mask2n;
                 match sz {
                     B => g.set(0, W, dividend as u32),
@@ -803,7 +845,7 @@ fn build_forms() -> Vec<Form> {
     for (op, name) in SHIFT_NAMES.iter().enumerate() {
         let op = op as u8;
         for sz in sizes {
-            let count = if op == 6 { 300 } else { 1500 };
+            let count = if op == 6 { 600 } else { 3000 };
             form(&mut f, format!("{name} {}", sz.tag()), count, move |g| {
                 let wide = (sz != B) as u8;
                 let v = g.val(sz);
@@ -849,7 +891,7 @@ fn build_forms() -> Vec<Form> {
     // flags; else AF, and OF unless count == 1.
     for (base, name) in [(0xA4u8, "SHLD"), (0xACu8, "SHRD")] {
         for sz in [W, D] {
-            form(&mut f, format!("{name} {}", sz.tag()), 1500, move |g| {
+            form(&mut f, format!("{name} {}", sz.tag()), 3000, move |g| {
                 let (a, b) = (g.val(sz), g.val(sz));
                 let c = g.count();
                 let by_cl = g.chance(50);
@@ -892,7 +934,7 @@ fn build_forms() -> Vec<Form> {
     for (i, name) in ["BT", "BTS", "BTR", "BTC"].iter().enumerate() {
         let i = i as u8;
         for sz in [W, D] {
-            form(&mut f, format!("{name} {}", sz.tag()), 1500, move |g| {
+            form(&mut f, format!("{name} {}", sz.tag()), 3000, move |g| {
                 g.flags_mask = CF | ZF | DF;
                 let v = g.val(sz);
                 match g.rng.gen_range(0..4) {
@@ -943,7 +985,7 @@ fn build_forms() -> Vec<Form> {
     // destination when the source is zero.
     for (op, name) in [(0xBCu8, "BSF"), (0xBDu8, "BSR")] {
         for sz in [W, D] {
-            form(&mut f, format!("{name} {}", sz.tag()), 1200, move |g| {
+            form(&mut f, format!("{name} {}", sz.tag()), 2500, move |g| {
                 g.flags_mask = ZF | DF;
                 let src = if g.chance(15) {
                     0
@@ -969,14 +1011,14 @@ fn build_forms() -> Vec<Form> {
     }
 
     // BSWAP r32 (0F C8+r).  No flags.
-    form(&mut f, "BSWAP 32", 400, |g| {
+    form(&mut f, "BSWAP 32", 800, |g| {
         let r = g.reg(D);
         g.bytes(&[0x0F, 0xC8 + r]);
     });
 
     // XADD r/m, r (0F C0/C1).  Flags as ADD.
     for sz in sizes {
-        form(&mut f, format!("XADD {}", sz.tag()), 1000, move |g| {
+        form(&mut f, format!("XADD {}", sz.tag()), 2000, move |g| {
             let (a, b) = (g.val(sz), g.val(sz));
             let rm = g.rm(sz, 40);
             let r = g.reg(sz);
@@ -990,7 +1032,7 @@ fn build_forms() -> Vec<Form> {
 
     // CMPXCHG r/m, r (0F B0/B1).  Flags as CMP.
     for sz in sizes {
-        form(&mut f, format!("CMPXCHG {}", sz.tag()), 1000, move |g| {
+        form(&mut f, format!("CMPXCHG {}", sz.tag()), 2000, move |g| {
             let (a, b, c) = (g.val(sz), g.val(sz), g.val(sz));
             let rm = g.rm_x(sz, 40, &[EAX]);
             let r = g.reg(sz);
@@ -1009,7 +1051,7 @@ fn build_forms() -> Vec<Form> {
     }
 
     // CMPXCHG8B m64 (0F C7 /1).  Only ZF changes; all flags compared.
-    form(&mut f, "CMPXCHG8B", 800, |g| {
+    form(&mut f, "CMPXCHG8B", 1500, |g| {
         g.reserve(&[EAX, ECX, EDX, EBX]);
         let m = g.mem(0, DATA_LEN as u32 - 8);
         if g.chance(50) {
@@ -1034,7 +1076,7 @@ fn build_forms() -> Vec<Form> {
         (&[0x66u8, 0x99][..], "CWD"),
         (&[0x99u8][..], "CDQ"),
     ] {
-        form(&mut f, name, 300, move |g| {
+        form(&mut f, name, 600, move |g| {
             let v = g.val(D);
             let v = if g.chance(50) { v } else { g.val(W) };
             let v = if g.chance(30) { g.val(B) } else { v };
@@ -1045,7 +1087,7 @@ fn build_forms() -> Vec<Form> {
 
     // MOVZX / MOVSX r16/r32, r/m8 | r/m16 (0F B6/B7, 0F BE/BF).  No flags.
     for (base, name) in [(0xB6u8, "MOVZX"), (0xBEu8, "MOVSX")] {
-        form(&mut f, name, 1000, move |g| {
+        form(&mut f, name, 2000, move |g| {
             let src = if g.chance(50) { B } else { W };
             let dst = if g.chance(70) { D } else { W };
             let v = g.val(src);
@@ -1059,7 +1101,7 @@ fn build_forms() -> Vec<Form> {
     }
 
     // SETcc r/m8 (0F 90+cc).  No flags; random flags in.
-    form(&mut f, "SETcc", 2000, |g| {
+    form(&mut f, "SETcc", 4000, |g| {
         g.random_flags();
         let cc: u8 = g.rng.gen_range(0..16);
         let rm = g.rm(B, 30);
@@ -1069,7 +1111,7 @@ fn build_forms() -> Vec<Form> {
 
     // CMOVcc r, r/m (0F 40+cc).  No flags; random flags in.
     for sz in [W, D] {
-        form(&mut f, format!("CMOVcc {}", sz.tag()), 1500, move |g| {
+        form(&mut f, format!("CMOVcc {}", sz.tag()), 3000, move |g| {
             g.random_flags();
             let cc: u8 = g.rng.gen_range(0..16);
             let rm = g.rm(sz, 40);
@@ -1082,7 +1124,7 @@ fn build_forms() -> Vec<Form> {
 
     // LEA with every 32-bit ModRM/SIB shape (no ESP base), 16/32-bit
     // operand size.  No memory access, no flags.
-    form(&mut f, "LEA addr32", 2000, |g| {
+    form(&mut f, "LEA addr32", 4000, |g| {
         let sz = if g.chance(25) { W } else { D };
         let r = g.reg(sz);
         g.op16(sz);
@@ -1129,7 +1171,7 @@ fn build_forms() -> Vec<Form> {
     });
 
     // LEA with 16-bit addressing (67 prefix): [bx+si] .. [bx], disp8/16.
-    form(&mut f, "LEA addr16", 800, |g| {
+    form(&mut f, "LEA addr16", 1500, |g| {
         let sz = if g.chance(50) { W } else { D };
         let r = g.reg(sz);
         g.op16(sz);
@@ -1156,7 +1198,7 @@ fn build_forms() -> Vec<Form> {
         (0xD4, "AAM", OF | AF | CF),
         (0xD5, "AAD", OF | AF | CF),
     ] {
-        form(&mut f, name, 1500, move |g| {
+        form(&mut f, name, 3000, move |g| {
             g.random_flags();
             g.flags_mask &= !undef;
             if g.chance(50) {
@@ -1194,7 +1236,7 @@ fn build_forms() -> Vec<Form> {
                 W => "W",
                 D => "D",
             };
-            form(&mut f, format!("{name}{suffix}"), 700, move |g| {
+            form(&mut f, format!("{name}{suffix}"), 1200, move |g| {
                 let s = sz.bytes();
                 let df = g.chance(50);
                 g.eflags = (g.eflags & !DF) | if df { DF } else { 0 };
@@ -1277,7 +1319,7 @@ fn build_forms() -> Vec<Form> {
 
     // XCHG r/m, r (86/87) and XCHG eAX, r (90+r).  No flags.
     for sz in sizes {
-        form(&mut f, format!("XCHG {}", sz.tag()), 800, move |g| {
+        form(&mut f, format!("XCHG {}", sz.tag()), 1500, move |g| {
             if sz != B && g.chance(30) {
                 let r = g.reg(sz);
                 g.op16(sz);
@@ -1291,6 +1333,93 @@ fn build_forms() -> Vec<Form> {
             }
         });
     }
+
+    // LOCK prefix: lockable read-modify-write forms with a memory
+    // destination work; a register destination, CMP, BT or "r, r/m" forms
+    // raise #UD.
+    form(&mut f, "LOCK", 4000, |g| {
+        let variant = g.rng.gen_range(0..8);
+        let sz = if variant == 6 {
+            g.pick(&[W, D])
+        } else {
+            g.pick(&[B, W, D])
+        };
+        let wide = (sz != B) as u8;
+        // CMPXCHG sets the accumulator below: keep EAX out of the address.
+        let rm = g.rm_x(sz, 80, &[EAX]);
+        let (a, b) = (g.val(sz), g.val(sz));
+        g.put(&rm, sz, a);
+        let r = g.reg(sz);
+        g.set(r, sz, b);
+        g.code.push(0xF0);
+        g.op16(sz);
+        match variant {
+            0 | 7 => {
+                // op r/m, r (00/01..) or op r, r/m (02/03.., never lockable)
+                let op = g.rng.gen_range(0..8u8);
+                if matches!(op, 1 | 4 | 6) {
+                    g.flags_mask &= !AF;
+                }
+                let dir = if variant == 7 { 2 } else { 0 };
+                g.code.push(op * 8 + dir + wide);
+                g.modrm(r, &rm);
+            }
+            1 => {
+                let op = g.rng.gen_range(0..8u8);
+                if matches!(op, 1 | 4 | 6) {
+                    g.flags_mask &= !AF;
+                }
+                g.code.push(0x80 + wide);
+                g.modrm(op, &rm);
+                g.imm(sz, b);
+            }
+            2 => {
+                // NOT NEG (F6/F7 /2 /3), INC DEC (FE/FF /0 /1)
+                if g.chance(50) {
+                    g.code.push(0xF6 + wide);
+                    let sub = g.rng.gen_range(2..4);
+                    g.modrm(sub, &rm);
+                } else {
+                    g.code.push(0xFE + wide);
+                    let sub = g.rng.gen_range(0..2);
+                    g.modrm(sub, &rm);
+                }
+            }
+            3 => {
+                g.bytes(&[0x0F, 0xC0 + wide]);
+                g.modrm(r, &rm);
+            }
+            4 => {
+                if g.chance(50) {
+                    // make the comparison succeed
+                    let cur = g.fetch(&rm, sz);
+                    g.set(0, sz, cur);
+                }
+                g.bytes(&[0x0F, 0xB0 + wide]);
+                g.modrm(r, &rm);
+            }
+            5 => {
+                g.code.push(0x86 + wide);
+                g.modrm(r, &rm);
+            }
+            _ => {
+                // BT (not lockable) BTS BTR BTC r/m, imm8
+                g.flags_mask = CF | ZF | DF;
+                let sub = g.rng.gen_range(4..8);
+                g.bytes(&[0x0F, 0xBA]);
+                g.modrm(sub, &rm);
+                let imm = g.rng.gen_range(0..256);
+                g.imm(B, imm);
+            }
+        }
+    });
+
+    // CMC CLC STC CLD STD LAHF SAHF.  No undefined flags.
+    form(&mut f, "CMC/CLC/STC/CLD/STD/LAHF/SAHF", 1200, |g| {
+        g.random_flags();
+        let op = g.pick(&[0xF5u8, 0xF8, 0xF9, 0xFC, 0xFD, 0x9F, 0x9E]);
+        g.code.push(op);
+    });
 
     f
 }
@@ -1312,12 +1441,12 @@ fn compare(case: &Case, exp: &Outcome, got: &Outcome) -> Vec<String> {
             exp.eip, got.eip
         ));
     }
-    for i in 0..8 {
+    for (i, name) in REG_NAMES.iter().enumerate() {
         let m = case.reg_mask[i];
         if i != ESP && (exp.regs[i] ^ got.regs[i]) & m != 0 {
             d.push(format!(
                 "{}: expected {:08x}, got {:08x}{}",
-                REG_NAMES[i],
+                name,
                 exp.regs[i],
                 got.regs[i],
                 if m != u32::MAX {
@@ -1393,6 +1522,15 @@ fn describe(case: &Case, exp: &Outcome, diffs: &[String]) -> String {
         regs.join(" "),
         flag_names(s.eflags)
     );
+    if let Some(a) = case.mem_at {
+        let o = (a - DATA_ADDR) as usize;
+        let end = (o + 8).min(DATA_LEN);
+        out += &format!(
+            "      mem [{a:#010x}..]: in {}  host {}\n",
+            hex_bytes(&s.data[o..end]),
+            hex_bytes(&exp.data[o..end])
+        );
+    }
     let regs: Vec<String> = (0..8)
         .filter(|&i| i != ESP)
         .map(|i| format!("{}={:08x}", REG_NAMES[i], exp.regs[i]))
@@ -1486,7 +1624,10 @@ fn native_diff() {
         rows.push((form.name.clone(), count, ok, bad, faults));
     }
 
-    println!("{:<22} {:>7} {:>7} {:>7} {:>7}", "form", "cases", "pass", "FAIL", "#DE/exc");
+    println!(
+        "{:<22} {:>7} {:>7} {:>7} {:>7}",
+        "form", "cases", "pass", "FAIL", "faults"
+    );
     for (name, count, ok, bad, faults) in &rows {
         println!(
             "{:<22} {:>7} {:>7} {:>7} {:>7}{}",
@@ -1499,15 +1640,19 @@ fn native_diff() {
         );
     }
     println!("{UNDEFINED_TABLE}");
-    println!(
-        "time: generate {t_gen:.2}s, host {t_native:.2}s, emulator {t_emu:.2}s"
-    );
+    println!("time: generate {t_gen:.2}s, host {t_native:.2}s, emulator {t_emu:.2}s");
     if !reports.is_empty() {
         println!("first mismatches per form (host = expected):\n{reports}");
     }
     println!("native-diff: {passed} passed, {failed} failed");
-    assert!(rows.iter().any(|r| r.1 > 0), "no forms matched the filter {filter:?}");
-    assert_eq!(failed, 0, "native-diff: {failed} mismatches (see the table above)");
+    assert!(
+        rows.iter().any(|r| r.1 > 0),
+        "no forms matched the filter {filter:?}"
+    );
+    assert_eq!(
+        failed, 0,
+        "native-diff: {failed} mismatches (see the table above)"
+    );
 }
 
 /// The runner itself: a few hand-checked results, so that a broken runner
@@ -1533,7 +1678,11 @@ fn native_runner_sanity() {
         // div ecx with ecx = 0: #DE at the DIV, state untouched
         mk(&[0x90, 0xF7, 0xF1], [5, 0, 0, 0, 0, 0, 0, 0], ARITH),
         // mov al, [ebx]; std
-        mk(&[0x8A, 0x03, 0xFD], [0, 0, 0, DATA_ADDR + 0x10, 0, 0, 0, 0], 0),
+        mk(
+            &[0x8A, 0x03, 0xFD],
+            [0, 0, 0, DATA_ADDR + 0x10, 0, 0, 0, 0],
+            0,
+        ),
     ];
     let out = native::run_native(&runner, &cases);
     assert_eq!(out[0].exit, Exit::Done);

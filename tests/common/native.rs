@@ -163,7 +163,9 @@ pub fn runner_path() -> PathBuf {
         let tmp = out_dir.join(format!("runner32.{}.tmp", std::process::id()));
         let cc = std::env::var("X86EMU_CC32").unwrap_or_else(|_| "gcc".to_string());
         let result = Command::new(&cc)
-            .args(["-m32", "-O1", "-static", "-fno-pie", "-no-pie", "-Wall", "-o"])
+            .args([
+                "-m32", "-O1", "-static", "-fno-pie", "-no-pie", "-Wall", "-o",
+            ])
             .arg(&tmp)
             .arg(&src)
             .output();
@@ -341,7 +343,7 @@ impl Emu {
             cpu.state.gpr[ESP] = EMU_STACK_TOP;
             cpu.state.eip = CODE_ADDR;
             cpu.state.set_eflags((s.eflags & FLAGS_IO) | 0x2);
-            let mut bus = NullBus::default();
+            let mut bus = NullBus;
             let exit = cpu.run(mem, &mut bus, max);
             let mut regs = [0u32; 8];
             for (i, r) in regs.iter_mut().enumerate() {
@@ -439,6 +441,11 @@ pub fn disasm(code: &[u8], ip: u32) -> String {
                 }
                 kind => match ins.try_immediate(i) {
                     Ok(v) => {
+                        let v = if kind == OpKind::Immediate8to16 {
+                            v & 0xFFFF
+                        } else {
+                            v & 0xFFFF_FFFF
+                        };
                         let _ = write!(out, "{v:#x}");
                     }
                     Err(_) => {
