@@ -73,7 +73,9 @@ impl RomMachine {
     }
 
     pub fn run(&mut self, max_instructions: u64) -> RunExit {
-        let r = self.cpu.run(&mut self.mem, &mut self.ports, max_instructions);
+        let r = self
+            .cpu
+            .run(&mut self.mem, &mut self.ports, max_instructions);
         self.ports.flush();
         r
     }

@@ -119,7 +119,10 @@ fn run_rom(file: &std::path::Path, max: u64, post_port: u16, memory_mib: usize) 
             ExitCode::from(2)
         }
         RunExit::Exception { vector, error_code } => {
-            eprintln!("x86emu: exception {vector} ({error_code:?}) at {cs:04x}:{:08x}", s.eip);
+            eprintln!(
+                "x86emu: exception {vector} ({error_code:?}) at {cs:04x}:{:08x}",
+                s.eip
+            );
             ExitCode::from(2)
         }
     }

@@ -74,7 +74,11 @@ pub enum RunExit {
     /// with state rolled back to the start of that instruction.
     Exception { vector: u8, error_code: Option<u32> },
     /// The guest used a feature this build does not implement.
-    Unsupported { what: &'static str, cs: u16, eip: u32 },
+    Unsupported {
+        what: &'static str,
+        cs: u16,
+        eip: u32,
+    },
 }
 
 /// One processor.

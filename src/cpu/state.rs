@@ -180,10 +180,11 @@ pub struct CpuState {
     pub cpl: u8,
     /// Executed HLT and waits for an interrupt.
     pub halted: bool,
-    /// Interrupts (and single-step traps) are inhibited until the next instruction
-    /// retires: set by MOV SS, POP SS and STI.
+    /// Maskable interrupts are inhibited until the next instruction retires: set by
+    /// MOV SS, POP SS and STI (when it sets IF).
     pub shadow: bool,
-    pub _pad: u8,
+    /// Debug traps are held back until the next instruction retires: MOV SS, POP SS.
+    pub db_shadow: bool,
     /// Retired instructions (REP iterations count one each): the virtual clock.
     pub icount: u64,
 }
@@ -225,7 +226,7 @@ impl Default for CpuState {
             cpl: 0,
             halted: false,
             shadow: false,
-            _pad: 0,
+            db_shadow: false,
             icount: 0,
         };
         s.reset();
@@ -283,7 +284,7 @@ impl CpuState {
                 cpl: 0,
                 halted: false,
                 shadow: false,
-                _pad: 0,
+                db_shadow: false,
                 icount: 0,
             }
         };

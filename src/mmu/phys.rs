@@ -105,7 +105,9 @@ impl PhysMem {
         }
         let start = self.backing.len();
         if start + image.len() > u32::MAX as usize {
-            return Err(MapError("too much memory for a 32-bit physical space".into()));
+            return Err(MapError(
+                "too much memory for a 32-bit physical space".into(),
+            ));
         }
         self.backing.extend_from_slice(image);
         for &b in bases {

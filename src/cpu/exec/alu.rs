@@ -377,10 +377,7 @@ impl Exec<'_> {
         } else {
             old_al & 0x80 == 0 && al & 0x80 != 0
         };
-        let nf = szp(al, 1)
-            | cf as u32
-            | if af { AF } else { 0 }
-            | if of { OF } else { 0 };
+        let nf = szp(al, 1) | cf as u32 | if af { AF } else { 0 } | if of { OF } else { 0 };
         self.set_arith(ARITH, nf);
     }
 

@@ -103,7 +103,11 @@ impl Exec<'_> {
             return Ok(());
         }
         let s = &self.cpu.state;
-        let base = if sel & 4 != 0 { s.ldtr.base } else { s.gdtr.base };
+        let base = if sel & 4 != 0 {
+            s.ldtr.base
+        } else {
+            s.gdtr.base
+        };
         let a = base.wrapping_add((sel & !7) as u32 + 4);
         self.write_lin(a, 4, hi | 0x100)
     }

@@ -145,7 +145,11 @@ impl Exec<'_> {
             Op::Bswap => {
                 let v = self.cpu.state.gpr[i.rm as usize];
                 // BSWAP with a 16-bit operand is undefined; P6 processors zero the register.
-                let r = if sz == 4 { v.swap_bytes() } else { v & 0xFFFF_0000 };
+                let r = if sz == 4 {
+                    v.swap_bytes()
+                } else {
+                    v & 0xFFFF_0000
+                };
                 self.cpu.state.gpr[i.rm as usize] = r;
             }
             Op::MovEG => {
@@ -178,6 +182,7 @@ impl Exec<'_> {
                 self.load_seg(i.reg, v as u16)?;
                 if i.reg == SegReg::Ss as u8 {
                     self.cpu.state.shadow = true;
+                    self.cpu.state.db_shadow = true;
                 }
             }
             Op::Movzx => {
@@ -292,6 +297,7 @@ impl Exec<'_> {
                 self.set_sp(self.sp_plus(sz as u32));
                 if i.ext == SegReg::Ss as u8 {
                     self.cpu.state.shadow = true;
+                    self.cpu.state.db_shadow = true;
                 }
             }
             Op::Pusha => {
@@ -300,7 +306,11 @@ impl Exec<'_> {
                 // Check the whole frame first so a fault leaves memory untouched.
                 let bottom = self.sp_plus((8 * sz as u32).wrapping_neg());
                 self.probe_write(SegReg::Ss as u8, bottom, sz)?;
-                self.probe_write(SegReg::Ss as u8, self.sp_plus((sz as u32).wrapping_neg()), sz)?;
+                self.probe_write(
+                    SegReg::Ss as u8,
+                    self.sp_plus((sz as u32).wrapping_neg()),
+                    sz,
+                )?;
                 for (k, r) in [g[0], g[1], g[2], g[3], sp, g[5], g[6], g[7]]
                     .into_iter()
                     .enumerate()
@@ -524,7 +534,11 @@ impl Exec<'_> {
                 self.probe_write(i.seg, ea.wrapping_add(2), 4)?;
                 self.write_mem(i.seg, ea, 2, t.limit)?;
                 // With a 16-bit operand size the high base byte is stored as zero (P6).
-                let base = if sz == 2 { t.base & 0x00FF_FFFF } else { t.base };
+                let base = if sz == 2 {
+                    t.base & 0x00FF_FFFF
+                } else {
+                    t.base
+                };
                 self.write_mem(i.seg, ea.wrapping_add(2), 4, base)?;
             }
             Op::Lgdt | Op::Lidt => {

@@ -114,21 +114,25 @@ impl<'a> Exec<'a> {
             self.start_eip = eip;
             self.start_esp = s.gpr[4];
             let tf = s.flags_raw & TF != 0;
-            let shadowed = std::mem::replace(&mut s.shadow, false);
+            // The shadow of MOV SS / POP SS / STI covers exactly one instruction.
+            s.shadow = false;
+            s.db_shadow = false;
             let next = eip.wrapping_add(insn.len as u32);
             s.eip = if s.code32() { next } else { next & 0xFFFF };
             if let Err(f) = self.exec(insn) {
                 self.cpu.state.shadow = false;
+                self.cpu.state.db_shadow = false;
                 return self.handle_fault(f);
             }
             let s = &mut self.cpu.state;
             s.icount += 1;
             s.flags_raw &= !RF;
-            if tf && !s.shadow && !shadowed {
+            // A single-step trap is held back while this instruction opened a shadow
+            // (MOV SS, POP SS): it is taken after the next instruction instead.
+            if tf && !s.db_shadow {
                 s.dr[6] |= 1 << 14; // BS
                 let next = s.eip;
-                if let Err(f) = self.interrupt(vector::DB, ctrl::IntKind::Exception(None), next)
-                {
+                if let Err(f) = self.interrupt(vector::DB, ctrl::IntKind::Exception(None), next) {
                     return self.handle_fault(f);
                 }
                 return None;
@@ -359,7 +363,12 @@ impl<'a> Exec<'a> {
             if pte & 1 == 0 {
                 return pf(false, lin, &mut self.cpu.state);
             }
-            (pte_addr, pte, (pte & 0xFFFF_F000) | (lin & 0xFFF), pte & pde)
+            (
+                pte_addr,
+                pte,
+                (pte & 0xFFFF_F000) | (lin & 0xFFF),
+                pte & pde,
+            )
         };
         perm &= 0x7;
         let us_ok = !user || perm & 4 != 0;
@@ -410,7 +419,11 @@ impl<'a> Exec<'a> {
             return Err(fault());
         }
         if a & (attr::CODE | attr::DC) == attr::DC {
-            let upper: u64 = if a & attr::DB != 0 { 0xFFFF_FFFF } else { 0xFFFF };
+            let upper: u64 = if a & attr::DB != 0 {
+                0xFFFF_FFFF
+            } else {
+                0xFFFF
+            };
             if (off as u64) <= sc.limit as u64 || last > upper {
                 return Err(fault());
             }
@@ -461,8 +474,12 @@ impl<'a> Exec<'a> {
 
     #[inline]
     fn phys_write(&mut self, p: u32, size: u8, val: u32) {
-        self.mem
-            .write(p, size, val, &mut TouchBus(&mut *self.bus, &mut self.io_touched))
+        self.mem.write(
+            p,
+            size,
+            val,
+            &mut TouchBus(&mut *self.bus, &mut self.io_touched),
+        )
     }
 
     #[inline]

@@ -19,7 +19,12 @@ impl Exec<'_> {
             let dx = self.reg(2, 2) as u16;
             self.check_io(dx, i.osize)?;
         }
-        if i.rep == 0 || !matches!(i.op, Op::Movs | Op::Cmps | Op::Stos | Op::Lods | Op::Scas | Op::Ins | Op::Outs) {
+        if i.rep == 0
+            || !matches!(
+                i.op,
+                Op::Movs | Op::Cmps | Op::Stos | Op::Lods | Op::Scas | Op::Ins | Op::Outs
+            )
+        {
             return self.string_iter(i);
         }
         let asz = if i.asize32() { 4 } else { 2 };

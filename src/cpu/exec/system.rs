@@ -175,16 +175,8 @@ impl Exec<'_> {
         }
         let s = &mut self.cpu.state;
         // ET is hardwired to 1 on P6; reserved bits read as written are dropped.
-        let keep = CR0_PE
-            | CR0_MP
-            | CR0_EM
-            | CR0_TS
-            | CR0_NE
-            | CR0_WP
-            | CR0_AM
-            | CR0_NW
-            | CR0_CD
-            | CR0_PG;
+        let keep =
+            CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_NE | CR0_WP | CR0_AM | CR0_NW | CR0_CD | CR0_PG;
         s.cr0 = (v & keep) | CR0_ET;
         if s.cr0 & CR0_PE == 0 {
             s.cpl = 0;
@@ -265,7 +257,11 @@ impl Exec<'_> {
                 }
                 let (lo, hi) = self.read_descriptor(sel)?;
                 let ty = (hi >> 8) & 0x1F;
-                let ok = if ldt { ty == 0x02 } else { ty == 0x01 || ty == 0x09 };
+                let ok = if ldt {
+                    ty == 0x02
+                } else {
+                    ty == 0x01 || ty == 0x09
+                };
                 if !ok {
                     return Err(Fault::gp(err));
                 }
@@ -319,10 +315,7 @@ impl Exec<'_> {
         let ok = match i.op {
             Op::Verr => s_bit && priv_ok && (!code || ty & 2 != 0),
             Op::Verw => s_bit && !code && priv_ok && ty & 2 != 0,
-            Op::Lar => {
-                priv_ok
-                    && (s_bit || matches!(ty & 0xF, 1 | 2 | 3 | 4 | 5 | 9 | 0xB | 0xC))
-            }
+            Op::Lar => priv_ok && (s_bit || matches!(ty & 0xF, 1 | 2 | 3 | 4 | 5 | 9 | 0xB | 0xC)),
             _ => priv_ok && (s_bit || matches!(ty & 0xF, 1 | 2 | 3 | 9 | 0xB)),
         };
         if ok {
@@ -412,8 +405,8 @@ impl Exec<'_> {
         let f = &mut self.cpu.state.fpu;
         match (i.ext, i.is_mem(), i.reg, i.rm) {
             (3, false, 4, 3) => *f = FpuControl::default(), // FNINIT
-            (3, false, 4, 2) => f.sw &= 0x7F00,              // FNCLEX
-            (3, false, 4, 0 | 1 | 4) => {}                   // FNENI/FNDISI/FSETPM: no-ops on 387+
+            (3, false, 4, 2) => f.sw &= 0x7F00,             // FNCLEX
+            (3, false, 4, 0 | 1 | 4) => {}                  // FNENI/FNDISI/FSETPM: no-ops on 387+
             (7, false, 4, 0) => {
                 let sw = f.sw as u32;
                 self.set_reg(0, 2, sw); // FNSTSW AX
