@@ -23,5 +23,5 @@ fuzz_target!(|data: &[u8]| {
         cpu.state.eip = 0;
     }
     cpu.state.gpr[4] = 0x8000;
-    let _ = cpu.run(&mut mem, &mut NullBus, 10_000);
+    let _ = cpu.run(&mut mem, &mut NullBus, 2_000);
 });
