@@ -34,6 +34,10 @@ pub trait Bus {
     fn acknowledge_interrupt(&mut self) -> Option<u8> {
         None
     }
+    /// The FPU's FERR# output changed (unmasked x87 exception pending with CR0.NE=0).
+    /// On a PC it raises IRQ 13 through the interrupt controller; a write to port 0xF0
+    /// clears the latch (that is the board's business, not the CPU's).
+    fn set_ferr(&mut self, _asserted: bool) {}
     /// Polled by the run loop after I/O and at block boundaries.
     fn take_stop(&mut self) -> Option<StopRequest> {
         None
