@@ -5,11 +5,19 @@
 
 /// Leaf 1 EDX feature bits.
 pub mod edx1 {
+    pub const PSE: u32 = 1 << 3;
     pub const TSC: u32 = 1 << 4;
     pub const MSR: u32 = 1 << 5;
+    pub const PAE: u32 = 1 << 6;
     pub const CX8: u32 = 1 << 8;
     pub const SEP: u32 = 1 << 11;
+    pub const PGE: u32 = 1 << 13;
     pub const CMOV: u32 = 1 << 15;
+}
+
+/// Leaf 0x80000001 EDX.
+pub mod edx_ext {
+    pub const NX: u32 = 1 << 20;
 }
 
 /// Family 6, model 8, stepping 6 (the reset value of EDX too).
@@ -36,9 +44,9 @@ pub fn cpuid(leaf: u32, _subleaf: u32) -> [u32; 4] {
             u32::from_le_bytes(*b"ntel"),
             u32::from_le_bytes(*b"ineI"),
         ],
-        1 => [SIGNATURE, 0, 0, TSC | MSR | CX8 | SEP | CMOV],
+        1 => [SIGNATURE, 0, 0, PSE | TSC | MSR | PAE | CX8 | SEP | PGE | CMOV],
         0x8000_0000 => [0x8000_0004, 0, 0, 0],
-        0x8000_0001 => [0, 0, 0, 0],
+        0x8000_0001 => [0, 0, 0, edx_ext::NX],
         0x8000_0002..=0x8000_0004 => brand_regs((leaf - 0x8000_0002) as usize),
         // Out-of-range basic leaves return the highest basic leaf (Intel behaviour).
         0x8000_0005.. => [0, 0, 0, 0],

@@ -88,6 +88,7 @@ pub struct Cpu {
     /// Return exceptions to the caller instead of delivering them to the guest.
     pub stop_on_exception: bool,
     pub(crate) cache: cache::BlockCache,
+    pub(crate) tlb: crate::mmu::tlb::Tlb,
 }
 
 impl Default for Cpu {
@@ -103,18 +104,20 @@ impl Cpu {
             state: CpuState::default(),
             stop_on_exception: false,
             cache: cache::BlockCache::default(),
+            tlb: crate::mmu::tlb::Tlb::default(),
         }
     }
 
     /// RESET: architectural state to power-on values, derived caches dropped.
     pub fn reset(&mut self) {
         self.state.reset();
-        self.cache.clear();
+        self.flush_caches();
     }
 
     /// Drop all decoded instructions (after restoring state from elsewhere, for example).
     pub fn flush_caches(&mut self) {
         self.cache.clear();
+        self.tlb.flush_all();
     }
 
     pub fn cache_stats(&self) -> cache::CacheStats {

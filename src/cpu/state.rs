@@ -174,6 +174,8 @@ pub struct CpuState {
     pub cr3: u32,
     pub cr4: u32,
     pub dr: [u32; 8],
+    /// PAE page-directory-pointer-table entries, loaded from CR3 (architecturally cached).
+    pub pdpte: [u64; 4],
     pub msr: Msrs,
     pub fpu: FpuControl,
     /// Current privilege level.
@@ -221,6 +223,7 @@ impl Default for CpuState {
             cr3: 0,
             cr4: 0,
             dr: [0; 8],
+            pdpte: [0; 4],
             msr: Msrs::default(),
             fpu: FpuControl::default(),
             cpl: 0,
@@ -271,6 +274,7 @@ impl CpuState {
                 cr3: 0,
                 cr4: 0,
                 dr: [0, 0, 0, 0, 0, 0, 0xFFFF0FF0, 0x400],
+                pdpte: [0; 4],
                 msr: Msrs {
                     apic_base: 0xFEE0_0900,
                     ..Msrs::default()

@@ -41,6 +41,9 @@ pub struct PhysMem {
     pub(crate) smc_pages: Vec<u32>,
     /// A20 gate: when false, physical address bit 20 is forced to zero.
     a20: bool,
+    /// Bumped whenever the address map changes (A20, ROM mapping): translation caches
+    /// built under an older epoch are stale.
+    map_epoch: u32,
 }
 
 impl std::fmt::Debug for PhysMem {
@@ -64,6 +67,7 @@ impl PhysMem {
             code_pages: vec![0; NUM_PAGES / 64],
             smc_pages: Vec::new(),
             a20: true,
+            map_epoch: 0,
         };
         for p in 0..size / PAGE_SIZE {
             m.pages[p] = KIND_RAM | ((p as u32) << PAGE_SHIFT);
@@ -110,6 +114,7 @@ impl PhysMem {
             ));
         }
         self.backing.extend_from_slice(image);
+        self.map_epoch = self.map_epoch.wrapping_add(1);
         for &b in bases {
             for i in 0..npages {
                 let host_page = (start / PAGE_SIZE + i) as u32;
@@ -120,7 +125,48 @@ impl PhysMem {
     }
 
     pub fn set_a20(&mut self, enabled: bool) {
-        self.a20 = enabled;
+        if self.a20 != enabled {
+            self.a20 = enabled;
+            self.map_epoch = self.map_epoch.wrapping_add(1);
+        }
+    }
+
+    pub(crate) fn map_epoch(&self) -> u32 {
+        self.map_epoch
+    }
+
+    /// Physical address as the bus sees it (A20 applied).
+    #[inline]
+    pub(crate) fn a20_mask(&self, addr: u32) -> u32 {
+        self.mask(addr)
+    }
+
+    /// For a TLB fill: the host offset of the page holding `addr` (A20 already applied),
+    /// whether it is writable RAM, and whether it holds decoded code.
+    #[inline]
+    pub(crate) fn host_page(&self, addr: u32) -> Option<(u32, bool, bool)> {
+        let (h, writable) = self.host(addr & !0xFFF)?;
+        let p = (addr >> PAGE_SHIFT) as usize;
+        let code = self.code_pages[p / 64] & (1 << (p % 64)) != 0;
+        Some((h as u32, writable, code))
+    }
+
+    /// Read through a host offset obtained from [`PhysMem::host_page`]; the access must
+    /// not cross the page.
+    #[inline(always)]
+    pub(crate) fn host_read(&self, h: usize, size: u8) -> u32 {
+        let b = &self.backing[h..h + size as usize];
+        match size {
+            1 => b[0] as u32,
+            2 => u16::from_le_bytes([b[0], b[1]]) as u32,
+            _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        }
+    }
+
+    /// Write through a host offset of a writable page without code (see the TLB's HOST_W).
+    #[inline(always)]
+    pub(crate) fn host_write(&mut self, h: usize, size: u8, val: u32) {
+        self.backing[h..h + size as usize].copy_from_slice(&val.to_le_bytes()[..size as usize]);
     }
 
     pub fn a20(&self) -> bool {
@@ -154,12 +200,7 @@ impl PhysMem {
         let addr = self.mask(addr);
         if (addr & 0xFFF) as usize + size as usize <= PAGE_SIZE {
             if let Some((h, _)) = self.host(addr) {
-                let b = &self.backing[h..h + size as usize];
-                return match size {
-                    1 => b[0] as u32,
-                    2 => u16::from_le_bytes([b[0], b[1]]) as u32,
-                    _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                };
+                return self.host_read(h, size);
             }
             return bus.mmio_read(addr, size);
         }

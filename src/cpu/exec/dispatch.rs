@@ -560,7 +560,14 @@ impl Exec<'_> {
                 self.pm_descriptor_op(i)?
             }
             Op::Arpl => self.arpl(i)?,
-            Op::Invlpg => self.require_cpl0()?,
+            Op::Invlpg => {
+                self.require_cpl0()?;
+                let ea = self.ea(i);
+                // The segment is applied but its limit is not checked (INVLPG never faults
+                // on the address).
+                let lin = self.cpu.state.seg[i.seg as usize].base.wrapping_add(ea);
+                self.cpu.tlb.invalidate(lin);
+            }
             Op::Wbinvd => self.require_cpl0()?,
             Op::Sysenter => self.sysenter()?,
             Op::Sysexit => self.sysexit()?,

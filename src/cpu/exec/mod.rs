@@ -9,6 +9,7 @@
 mod alu;
 mod ctrl;
 mod dispatch;
+mod paging;
 mod string;
 mod system;
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use super::cache::{key, Block, MAX_BLOCK};
 use super::decode::{decode, DecodeError, Insn, NO_REG};
 use super::flags::*;
-use super::state::{attr, CpuState, SegReg, CR0_PG};
+use super::state::{attr, SegReg, CR0_PG};
 use super::{vector, Cpu, Fault, RunExit};
 use crate::devices::bus::Bus;
 use crate::mmu::PhysMem;
@@ -220,6 +221,10 @@ impl<'a> Exec<'a> {
         if !self.mem.smc_pages.is_empty() {
             self.cpu.cache.invalidate_written(self.mem);
         }
+        if self.cpu.tlb.epoch != self.mem.map_epoch() {
+            self.cpu.tlb.flush_all();
+            self.cpu.tlb.epoch = self.mem.map_epoch();
+        }
         let s = &self.cpu.state;
         let cs = s.seg[SegReg::Cs as usize];
         let eip = s.eip;
@@ -228,7 +233,7 @@ impl<'a> Exec<'a> {
             return Err(Fault::gp(0));
         }
         let lin = cs.base.wrapping_add(eip);
-        let phys = self.translate(lin, Access::Exec)?;
+        let phys = self.translate_fetch(lin)?;
         let k = key(phys, code32);
         if let Some(b) = self.cpu.cache.get(k) {
             if eip as u64 + b.bytes as u64 - 1 <= cs.limit as u64 {
@@ -274,6 +279,7 @@ impl<'a> Exec<'a> {
             bytes: off.max(1) as u32,
         });
         self.cpu.cache.insert(k, block.clone(), self.mem);
+        self.cpu.tlb.revoke_host_write(phys & !0xFFF);
         Ok(block)
     }
 
@@ -297,7 +303,7 @@ impl<'a> Exec<'a> {
                 break;
             }
             let lin = cs.base.wrapping_add(off);
-            match self.translate(lin, Access::Exec) {
+            match self.translate_fetch(lin) {
                 Ok(p) => {
                     buf[n] = self.phys_read(p, 1) as u8;
                     n += 1;
@@ -317,73 +323,6 @@ impl<'a> Exec<'a> {
             insns: vec![insn],
             bytes: insn.len as u32,
         }))
-    }
-
-    // ----- address translation -------------------------------------------------------
-
-    /// Linear to physical. Paging: 2-level 4 KiB / 4 MiB walk with A/D bits and #PF.
-    #[inline]
-    pub fn translate(&mut self, lin: u32, acc: Access) -> Res<u32> {
-        if self.cpu.state.cr0 & CR0_PG == 0 {
-            return Ok(lin);
-        }
-        self.walk(lin, acc)
-    }
-
-    fn walk(&mut self, lin: u32, acc: Access) -> Res<u32> {
-        let s = &self.cpu.state;
-        let user = s.cpl == 3;
-        let write = acc == Access::Write;
-        let wp = s.cr0 & super::state::CR0_WP != 0;
-        let pse = s.cr4 & (1 << 4) != 0;
-        if s.cr4 & (1 << 5) != 0 {
-            return Err(Fault::Unsupported("PAE paging"));
-        }
-        let pde_addr = (s.cr3 & 0xFFFF_F000) | ((lin >> 20) & 0xFFC);
-        let pde = self.phys_read(pde_addr, 4);
-        let pf = |present: bool, cr2: u32, s: &mut CpuState| {
-            s.cr2 = cr2;
-            let mut e = present as u32;
-            if write {
-                e |= 2;
-            }
-            if user {
-                e |= 4;
-            }
-            Err(Fault::ex_err(vector::PF, e))
-        };
-        if pde & 1 == 0 {
-            return pf(false, lin, &mut self.cpu.state);
-        }
-        let (pte_addr, entry, phys, mut perm) = if pse && pde & 0x80 != 0 {
-            (pde_addr, pde, (pde & 0xFFC0_0000) | (lin & 0x3F_FFFF), pde)
-        } else {
-            let pte_addr = (pde & 0xFFFF_F000) | ((lin >> 10) & 0xFFC);
-            let pte = self.phys_read(pte_addr, 4);
-            if pte & 1 == 0 {
-                return pf(false, lin, &mut self.cpu.state);
-            }
-            (
-                pte_addr,
-                pte,
-                (pte & 0xFFFF_F000) | (lin & 0xFFF),
-                pte & pde,
-            )
-        };
-        perm &= 0x7;
-        let us_ok = !user || perm & 4 != 0;
-        let rw_ok = !write || perm & 2 != 0 || (!user && !wp);
-        if !us_ok || !rw_ok {
-            return pf(true, lin, &mut self.cpu.state);
-        }
-        if pte_addr != pde_addr && pde & 0x20 == 0 {
-            self.phys_write(pde_addr, 4, pde | 0x20);
-        }
-        let want = if write { 0x60 } else { 0x20 };
-        if entry & want != want {
-            self.phys_write(pte_addr, 4, entry | want);
-        }
-        Ok(phys)
     }
 
     // ----- segmented memory access ------------------------------------------------------
@@ -433,37 +372,18 @@ impl<'a> Exec<'a> {
         Ok(sc.base.wrapping_add(off))
     }
 
-    /// Read `size` bytes at a linear address.
+    /// Read `size` bytes at a linear address with the current privilege.
     #[inline]
     pub fn read_lin(&mut self, lin: u32, size: u8) -> Res<u32> {
-        if self.cpu.state.cr0 & CR0_PG != 0 && (lin & 0xFFF) + size as u32 > 0x1000 {
-            let mut v = 0;
-            for i in 0..size as u32 {
-                let p = self.translate(lin.wrapping_add(i), Access::Read)?;
-                v |= self.phys_read(p, 1) << (8 * i);
-            }
-            return Ok(v);
-        }
-        let p = self.translate(lin, Access::Read)?;
-        Ok(self.phys_read(p, size))
+        let user = self.cpu.state.cpl == 3;
+        self.read_lin_as(lin, size, user)
     }
 
-    /// Write `size` bytes at a linear address (all pages checked before any byte is written).
+    /// Write `size` bytes at a linear address with the current privilege.
     #[inline]
     pub fn write_lin(&mut self, lin: u32, size: u8, val: u32) -> Res<()> {
-        if self.cpu.state.cr0 & CR0_PG != 0 && (lin & 0xFFF) + size as u32 > 0x1000 {
-            let mut phys = [0u32; 4];
-            for (i, p) in phys.iter_mut().enumerate().take(size as usize) {
-                *p = self.translate(lin.wrapping_add(i as u32), Access::Write)?;
-            }
-            for (i, &p) in phys.iter().enumerate().take(size as usize) {
-                self.phys_write(p, 1, val >> (8 * i));
-            }
-            return Ok(());
-        }
-        let p = self.translate(lin, Access::Write)?;
-        self.phys_write(p, size, val);
-        Ok(())
+        let user = self.cpu.state.cpl == 3;
+        self.write_lin_as(lin, size, val, user)
     }
 
     #[inline]
@@ -498,8 +418,9 @@ impl<'a> Exec<'a> {
     pub fn probe_write(&mut self, seg: u8, off: u32, size: u8) -> Res<()> {
         let l = self.lin(seg, off, size, true)?;
         if self.cpu.state.cr0 & CR0_PG != 0 {
-            self.translate(l, Access::Write)?;
-            self.translate(l.wrapping_add(size as u32 - 1), Access::Write)?;
+            let user = self.cpu.state.cpl == 3;
+            self.tlb_entry(l, Access::Write, user)?;
+            self.tlb_entry(l.wrapping_add(size as u32 - 1), Access::Write, user)?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use super::{Exec, Res};
 use crate::cpu::decode::{Insn, Op};
 use crate::cpu::flags::*;
 use crate::cpu::state::*;
+use super::paging::{CR4_PAE, CR4_PGE, CR4_PSE, EFER_NXE};
 use crate::cpu::{vector, Fault};
 
 pub const MSR_TSC: u32 = 0x10;
@@ -13,6 +14,7 @@ pub const MSR_APIC_BASE: u32 = 0x1B;
 pub const MSR_SYSENTER_CS: u32 = 0x174;
 pub const MSR_SYSENTER_ESP: u32 = 0x175;
 pub const MSR_SYSENTER_EIP: u32 = 0x176;
+pub const MSR_EFER: u32 = 0xC000_0080;
 
 /// CR4 bits this model accepts: VME, PVI (not advertised yet) and OSFXSR/OSXMMEXCPT
 /// (with the SSE work) are refused with #GP.
@@ -109,6 +111,7 @@ impl Exec<'_> {
             MSR_SYSENTER_CS => s.msr.sysenter_cs as u64,
             MSR_SYSENTER_ESP => s.msr.sysenter_esp as u64,
             MSR_SYSENTER_EIP => s.msr.sysenter_eip as u64,
+            MSR_EFER => s.msr.efer,
             _ => return Err(Fault::gp(0)),
         };
         self.cpu.state.gpr[0] = v as u32;
@@ -132,6 +135,17 @@ impl Exec<'_> {
             MSR_SYSENTER_CS => s.msr.sysenter_cs = v as u32 & 0xFFFF,
             MSR_SYSENTER_ESP => s.msr.sysenter_esp = v as u32,
             MSR_SYSENTER_EIP => s.msr.sysenter_eip = v as u32,
+            MSR_EFER => {
+                // Only NXE exists in this model (no long mode, no SYSCALL).
+                if v & !EFER_NXE != 0 {
+                    return Err(Fault::gp(0));
+                }
+                let changed = (s.msr.efer ^ v) & EFER_NXE != 0;
+                s.msr.efer = v;
+                if changed {
+                    self.cpu.tlb.flush_all();
+                }
+            }
             _ => return Err(Fault::gp(0)),
         }
         Ok(())
@@ -157,14 +171,51 @@ impl Exec<'_> {
         match i.reg {
             0 => self.write_cr0(v)?,
             2 => self.cpu.state.cr2 = v,
-            3 => self.cpu.state.cr3 = v & 0xFFFF_F018,
-            4 => {
-                if v & !CR4_VALID != 0 {
-                    return Err(Fault::gp(0));
-                }
-                self.cpu.state.cr4 = v;
-            }
+            3 => self.write_cr3(v)?,
+            4 => self.write_cr4(v)?,
             _ => return Err(Fault::ex(vector::UD)),
+        }
+        Ok(())
+    }
+
+    fn pae_paging(&self) -> bool {
+        let s = &self.cpu.state;
+        s.cr0 & CR0_PG != 0 && s.cr4 & CR4_PAE != 0
+    }
+
+    /// Load CR3: PAE paging reloads the PDPTE registers (a reserved bit there is #GP and
+    /// leaves CR3 unchanged); non-global TLB entries are flushed.
+    pub(super) fn write_cr3(&mut self, v: u32) -> Res<()> {
+        let old = self.cpu.state.cr3;
+        self.cpu.state.cr3 = v & 0xFFFF_FFF8;
+        if self.pae_paging() {
+            if let Err(e) = self.load_pdptes() {
+                self.cpu.state.cr3 = old;
+                return Err(e);
+            }
+        }
+        if self.cpu.state.cr4 & CR4_PGE != 0 {
+            self.cpu.tlb.flush_non_global();
+        } else {
+            self.cpu.tlb.flush_all();
+        }
+        Ok(())
+    }
+
+    fn write_cr4(&mut self, v: u32) -> Res<()> {
+        if v & !CR4_VALID != 0 {
+            return Err(Fault::gp(0));
+        }
+        let old = self.cpu.state.cr4;
+        self.cpu.state.cr4 = v;
+        if self.pae_paging() && (old & CR4_PAE == 0) {
+            if let Err(e) = self.load_pdptes() {
+                self.cpu.state.cr4 = old;
+                return Err(e);
+            }
+        }
+        if (old ^ v) & (CR4_PSE | CR4_PAE | CR4_PGE) != 0 {
+            self.cpu.tlb.flush_all();
         }
         Ok(())
     }
@@ -173,13 +224,30 @@ impl Exec<'_> {
         if (v & CR0_PG != 0 && v & CR0_PE == 0) || (v & CR0_NW != 0 && v & CR0_CD == 0) {
             return Err(Fault::gp(0));
         }
-        let s = &mut self.cpu.state;
-        // ET is hardwired to 1 on P6; reserved bits read as written are dropped.
-        let keep =
-            CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_NE | CR0_WP | CR0_AM | CR0_NW | CR0_CD | CR0_PG;
-        s.cr0 = (v & keep) | CR0_ET;
-        if s.cr0 & CR0_PE == 0 {
-            s.cpl = 0;
+        // ET is hardwired to 1 on P6; reserved bits are dropped.
+        let keep = CR0_PE
+            | CR0_MP
+            | CR0_EM
+            | CR0_TS
+            | CR0_NE
+            | CR0_WP
+            | CR0_AM
+            | CR0_NW
+            | CR0_CD
+            | CR0_PG;
+        let old = self.cpu.state.cr0;
+        self.cpu.state.cr0 = (v & keep) | CR0_ET;
+        if self.pae_paging() && old & CR0_PG == 0 {
+            if let Err(e) = self.load_pdptes() {
+                self.cpu.state.cr0 = old;
+                return Err(e);
+            }
+        }
+        if (old ^ v) & (CR0_PG | CR0_WP | CR0_PE) != 0 {
+            self.cpu.tlb.flush_all();
+        }
+        if self.cpu.state.cr0 & CR0_PE == 0 {
+            self.cpu.state.cpl = 0;
         }
         Ok(())
     }
