@@ -68,7 +68,10 @@ fn run_once(g: &mut Guest) -> u64 {
     g.cpu.state.eip = CODE;
     g.cpu.state.gpr[4] = 0x8000;
     let before = g.cpu.state.icount;
-    assert_eq!(g.cpu.run(&mut g.mem, &mut NullBus, u64::MAX), RunExit::Halted);
+    assert_eq!(
+        g.cpu.run(&mut g.mem, &mut NullBus, u64::MAX),
+        RunExit::Halted
+    );
     g.cpu.state.halted = false;
     g.cpu.state.icount - before
 }

@@ -64,8 +64,10 @@ fn run(bitness: u32, samples: usize, seed: u64) {
         let ours = decode(&bytes, bitness == 32);
         let iced_len = ins.len();
         let verdict = if ins.is_invalid()
-            || matches!(ins.mnemonic(), Mnemonic::Ud0 | Mnemonic::Ud1 | Mnemonic::Ud2)
-        {
+            || matches!(
+                ins.mnemonic(),
+                Mnemonic::Ud0 | Mnemonic::Ud1 | Mnemonic::Ud2
+            ) {
             None
         } else {
             in_model(ins.cpuid_features())

@@ -71,11 +71,17 @@ fn run_random(flat32: bool, programs: usize, seed: u64) -> [usize; 5] {
 #[test]
 fn random_code_real_mode_never_panics() {
     let o = run_random(false, 20_000, 1);
-    println!("real mode: halted {} limit {} exceptions {} unsupported {} other {}", o[0], o[1], o[2], o[3], o[4]);
+    println!(
+        "real mode: halted {} limit {} exceptions {} unsupported {} other {}",
+        o[0], o[1], o[2], o[3], o[4]
+    );
 }
 
 #[test]
 fn random_code_flat32_never_panics() {
     let o = run_random(true, 20_000, 2);
-    println!("flat32: halted {} limit {} exceptions {} unsupported {} other {}", o[0], o[1], o[2], o[3], o[4]);
+    println!(
+        "flat32: halted {} limit {} exceptions {} unsupported {} other {}",
+        o[0], o[1], o[2], o[3], o[4]
+    );
 }
