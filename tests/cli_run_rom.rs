@@ -3,8 +3,22 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
+/// Assemble `test-roms/NAME.asm` once per test process (tests run in parallel and
+/// must not rewrite a ROM another test is running).
 fn assemble(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = built.iter().find(|(n, _)| n == name) {
+        return p.clone();
+    }
+    let p = assemble_uncached(name);
+    built.push((name.to_string(), p.clone()));
+    p
+}
+
+fn assemble_uncached(name: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("test-roms")
         .join(format!("{name}.asm"));

@@ -447,11 +447,11 @@ impl Exec<'_> {
             }
             Op::RetFar => self.ret_far(sz, i.imm & 0xFFFF)?,
             Op::Loop => self.loop_op(i)?,
-            Op::Int => self.soft_int(i.imm as u8)?,
-            Op::Int3 => self.soft_int(vector::BP)?,
+            Op::Int => self.soft_int(i.imm as u8, true)?,
+            Op::Int3 => self.soft_int(vector::BP, false)?,
             Op::Into => {
                 if self.cond(0) {
-                    self.soft_int(vector::OF)?;
+                    self.soft_int(vector::OF, false)?;
                 }
             }
             Op::Int1 => {

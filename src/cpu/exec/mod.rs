@@ -8,8 +8,12 @@
 
 mod alu;
 mod ctrl;
+mod debug;
 mod dispatch;
+mod intr;
 mod paging;
+mod segments;
+mod task;
 mod string;
 mod system;
 
@@ -45,6 +49,13 @@ pub(crate) struct Exec<'a> {
     /// Set when the current instruction touched a device (I/O port or MMIO): the run
     /// loop re-examines interrupts and stop requests before the next instruction.
     pub io_touched: bool,
+    /// DR7 enables a breakpoint (recomputed per block).
+    pub dbg_active: bool,
+    /// DR6 bits of debug traps raised by the current instruction (data/I/O breakpoints,
+    /// task-switch T bit), delivered after it retires.
+    pub pending_db: u32,
+    /// The exception being delivered is a fault: its EFLAGS image gets RF=1.
+    pub push_rf: bool,
 }
 
 impl<'a> Exec<'a> {
@@ -57,6 +68,9 @@ impl<'a> Exec<'a> {
             start_esp: 0,
             end: 0,
             io_touched: false,
+            dbg_active: false,
+            pending_db: 0,
+            push_rf: false,
         }
     }
 
@@ -109,11 +123,24 @@ impl<'a> Exec<'a> {
     /// Execute the instructions of one block; returns early on faults, traps, code
     /// writes, device access and the end of the budget.
     fn run_block(&mut self, block: &Block) -> Option<RunExit> {
+        self.dbg_active = self.cpu.state.dr[7] & 0xFF != 0;
         for insn in &block.insns {
             let s = &mut self.cpu.state;
             let eip = s.eip;
             self.start_eip = eip;
             self.start_esp = s.gpr[4];
+            if self.dbg_active && s.flags_raw & RF == 0 {
+                let lin = s.seg[SegReg::Cs as usize].base.wrapping_add(eip);
+                let hits = self.instruction_breakpoints(lin);
+                if hits != 0 {
+                    // An instruction breakpoint is a fault taken before the instruction.
+                    self.cpu.state.dr[6] |= hits;
+                    return self.deliver_exception(vector::DB, None, false);
+                }
+            }
+            let s = &mut self.cpu.state;
+            // RF is cleared once the instruction-breakpoint check is done.
+            s.flags_raw &= !RF;
             let tf = s.flags_raw & TF != 0;
             // The shadow of MOV SS / POP SS / STI covers exactly one instruction.
             s.shadow = false;
@@ -123,17 +150,19 @@ impl<'a> Exec<'a> {
             if let Err(f) = self.exec(insn) {
                 self.cpu.state.shadow = false;
                 self.cpu.state.db_shadow = false;
+                self.pending_db = 0;
                 return self.handle_fault(f);
             }
             let s = &mut self.cpu.state;
             s.icount += 1;
-            s.flags_raw &= !RF;
-            // A single-step trap is held back while this instruction opened a shadow
-            // (MOV SS, POP SS): it is taken after the next instruction instead.
-            if tf && !s.db_shadow {
-                s.dr[6] |= 1 << 14; // BS
+            // Debug traps (single step, data/I/O breakpoints, task T bit) are held back
+            // while this instruction opened a MOV SS / POP SS shadow.
+            if (tf || self.pending_db != 0) && !s.db_shadow {
+                s.dr[6] |= self.pending_db | if tf { debug::DR6_BS } else { 0 };
+                self.pending_db = 0;
                 let next = s.eip;
-                if let Err(f) = self.interrupt(vector::DB, ctrl::IntKind::Exception(None), next) {
+                if let Err(f) = self.interrupt(vector::DB, ctrl::IntKind::Exception(None), next)
+                {
                     return self.handle_fault(f);
                 }
                 return None;
@@ -171,16 +200,25 @@ impl<'a> Exec<'a> {
                         error_code: error,
                     });
                 }
-                self.deliver_exception(vector, error)
+                self.deliver_exception(vector, error, true)
             }
         }
     }
 
-    /// Deliver an exception, escalating to #DF and shutdown per SDM table 6-5.
-    fn deliver_exception(&mut self, mut vector: u8, mut error: Option<u32>) -> Option<RunExit> {
+    /// Deliver an exception, escalating to #DF and shutdown per SDM table 6-5. `fault`:
+    /// the EFLAGS image is pushed with RF=1 (all faults but instruction breakpoints).
+    fn deliver_exception(
+        &mut self,
+        mut vector: u8,
+        mut error: Option<u32>,
+        fault: bool,
+    ) -> Option<RunExit> {
         loop {
             let eip = self.start_eip;
-            match self.interrupt(vector, ctrl::IntKind::Exception(error), eip) {
+            self.push_rf = fault;
+            let r = self.interrupt(vector, ctrl::IntKind::Exception(error), eip);
+            self.push_rf = false;
+            match r {
                 Ok(()) => return None,
                 Err(Fault::Unsupported(what)) => {
                     return Some(RunExit::Unsupported {
@@ -330,11 +368,26 @@ impl<'a> Exec<'a> {
     /// Check an access of `size` bytes at `seg:off` and return the linear address.
     #[inline]
     pub fn lin(&mut self, seg: u8, off: u32, size: u8, write: bool) -> Res<u32> {
+        let sc = self.cpu.state.seg[seg as usize];
+        self.check_segment(&sc, seg == SegReg::Ss as u8, off, size, write)
+    }
+
+    /// Segment checks against a descriptor cache: limit (expand-up or expand-down) in
+    /// every mode; in protected mode also null selector and type. Faults are #SS(0) for
+    /// stack accesses and #GP(0) otherwise.
+    #[inline]
+    pub fn check_segment(
+        &self,
+        sc: &super::state::SegmentCache,
+        is_ss: bool,
+        off: u32,
+        size: u8,
+        write: bool,
+    ) -> Res<u32> {
         let s = &self.cpu.state;
-        let sc = &s.seg[seg as usize];
         let last = off as u64 + size as u64 - 1;
         let fault = || {
-            if seg == SegReg::Ss as u8 {
+            if is_ss {
                 Fault::ex_err(vector::SS, 0)
             } else {
                 Fault::gp(0)
@@ -358,11 +411,7 @@ impl<'a> Exec<'a> {
             return Err(fault());
         }
         if a & (attr::CODE | attr::DC) == attr::DC {
-            let upper: u64 = if a & attr::DB != 0 {
-                0xFFFF_FFFF
-            } else {
-                0xFFFF
-            };
+            let upper: u64 = if a & attr::DB != 0 { 0xFFFF_FFFF } else { 0xFFFF };
             if (off as u64) <= sc.limit as u64 || last > upper {
                 return Err(fault());
             }
@@ -639,11 +688,17 @@ impl<'a> Exec<'a> {
 
     pub fn io_in(&mut self, port: u16, size: u8) -> u32 {
         self.io_touched = true;
+        if self.dbg_active {
+            self.io_breakpoints(port, size);
+        }
         self.bus.io_read(port, size)
     }
 
     pub fn io_out(&mut self, port: u16, size: u8, v: u32) {
         self.io_touched = true;
+        if self.dbg_active {
+            self.io_breakpoints(port, size);
+        }
         self.bus.io_write(port, size, v)
     }
 }

@@ -267,6 +267,9 @@ impl Exec<'_> {
             return Ok(v);
         }
         let e = self.tlb_entry(lin, Access::Read, user)?;
+        if self.dbg_active {
+            self.data_breakpoints(lin, size, false);
+        }
         let off = lin & 0xFFF;
         if e.flags & HOST_R != 0 {
             return Ok(self.mem.host_read((e.host + off) as usize, size));
@@ -290,6 +293,9 @@ impl Exec<'_> {
             return Ok(());
         }
         let e = self.tlb_entry(lin, Access::Write, user)?;
+        if self.dbg_active {
+            self.data_breakpoints(lin, size, true);
+        }
         let off = lin & 0xFFF;
         if e.flags & HOST_W != 0 {
             self.mem.host_write((e.host + off) as usize, size, val);

@@ -269,6 +269,7 @@ impl Exec<'_> {
 
     pub(super) fn mov_from_dr(&mut self, i: &Insn) -> Res<()> {
         self.require_cpl0()?;
+        self.general_detect()?;
         let n = self.dr_index(i.reg)?;
         self.cpu.state.gpr[i.rm as usize] = self.cpu.state.dr[n];
         Ok(())
@@ -276,6 +277,7 @@ impl Exec<'_> {
 
     pub(super) fn mov_to_dr(&mut self, i: &Insn) -> Res<()> {
         self.require_cpl0()?;
+        self.general_detect()?;
         let n = self.dr_index(i.reg)?;
         let v = self.cpu.state.gpr[i.rm as usize];
         self.cpu.state.dr[n] = match n {
