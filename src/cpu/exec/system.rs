@@ -36,11 +36,26 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// I/O privilege: CPL <= IOPL, otherwise the TSS permission bitmap decides.
-    pub(super) fn check_io(&self, _port: u16, _size: u8) -> Res<()> {
+    /// I/O privilege: in protected mode with CPL > IOPL, and always in virtual-8086 mode,
+    /// the I/O permission bitmap of the (32-bit) TSS must allow every byte port touched.
+    pub(super) fn check_io(&mut self, port: u16, size: u8) -> Res<()> {
         let s = &self.cpu.state;
-        if s.protected_mode() && (s.v86_mode() || s.cpl as u32 > (s.flags_raw & IOPL) >> 12) {
-            return Err(Fault::Unsupported("I/O permission bitmap check"));
+        if !s.protected_mode() || (!s.v86_mode() && s.cpl as u32 <= (s.flags_raw & IOPL) >> 12) {
+            return Ok(());
+        }
+        let tr = s.tr;
+        if !tr.valid || tr.attr & 0x8 == 0 || tr.limit < 0x67 {
+            return Err(Fault::gp(0));
+        }
+        let map = self.read_lin_as(tr.base.wrapping_add(0x66), 2, false)?;
+        let byte = map + port as u32 / 8;
+        if byte + 1 > tr.limit {
+            return Err(Fault::gp(0));
+        }
+        let bits = self.read_lin_as(tr.base.wrapping_add(byte), 2, false)?;
+        let mask = ((1u32 << size) - 1) << (port & 7);
+        if bits & mask != 0 {
+            return Err(Fault::gp(0));
         }
         Ok(())
     }
