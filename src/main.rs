@@ -84,6 +84,9 @@ fn run_rom(file: &std::path::Path, max: u64, post_port: u16, memory_mib: usize) 
         }
     };
     let exit = m.run(max);
+    if m.resets > 0 {
+        eprintln!("x86emu: the CPU was reset {} time(s) (triple fault or reset request)", m.resets);
+    }
     let s = &m.cpu.state;
     let cs = s.seg[SegReg::Cs as usize].selector;
     match exit {
