@@ -63,6 +63,21 @@ fn guest32(code: &[u8]) -> Guest {
     Guest { cpu, mem }
 }
 
+/// The same, with paging on: the first 4 MiB identity-mapped with 4 KiB pages.
+fn guest32_paged(code: &[u8]) -> Guest {
+    let mut g = guest32(code);
+    const PD: u32 = 0x30_0000;
+    const PT: u32 = 0x30_1000;
+    g.mem.write_bytes(PD, &(PT | 3).to_le_bytes());
+    for i in 0..1024u32 {
+        g.mem.write_bytes(PT + 4 * i, &((i << 12) | 3).to_le_bytes());
+    }
+    g.cpu.state.cr3 = PD;
+    g.cpu.state.cr0 |= 1 << 31;
+    g.cpu.flush_caches();
+    g
+}
+
 /// Run the program from the start until HLT; returns retired instructions.
 fn run_once(g: &mut Guest) -> u64 {
     g.cpu.state.eip = CODE;
@@ -76,12 +91,15 @@ fn run_once(g: &mut Guest) -> u64 {
     g.cpu.state.icount - before
 }
 
+/// Each loop runs twice: flat (paging off) and `_paged` (4 KiB identity pages through
+/// the TLB), so the TLB overhead is the ratio of the two in one run.
 fn bench_loop(c: &mut Criterion, name: &str, code: &[u8]) {
-    let mut g = guest32(code);
-    let n = run_once(&mut g);
     let mut grp = c.benchmark_group("interp");
-    grp.throughput(Throughput::Elements(n));
-    grp.bench_function(name, |b| b.iter(|| run_once(&mut g)));
+    for (suffix, mut g) in [("", guest32(code)), ("_paged", guest32_paged(code))] {
+        let n = run_once(&mut g);
+        grp.throughput(Throughput::Elements(n));
+        grp.bench_function(format!("{name}{suffix}"), |b| b.iter(|| run_once(&mut g)));
+    }
     grp.finish();
 }
 
