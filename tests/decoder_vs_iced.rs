@@ -30,7 +30,8 @@ fn in_model(features: &[F]) -> Option<bool> {
             | F::SEP
             | F::RDPMC
             | F::MULTIBYTENOP
-            | F::PAUSE => {}
+            | F::PAUSE
+            | F::FXSR => {}
             F::FPU | F::FPU287 | F::FPU387 => x87 = true,
             _ => return None,
         }

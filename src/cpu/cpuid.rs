@@ -5,6 +5,8 @@
 
 /// Leaf 1 EDX feature bits.
 pub mod edx1 {
+    /// x87 FPU on chip.
+    pub const FPU: u32 = 1 << 0;
     pub const PSE: u32 = 1 << 3;
     pub const TSC: u32 = 1 << 4;
     pub const MSR: u32 = 1 << 5;
@@ -44,7 +46,7 @@ pub fn cpuid(leaf: u32, _subleaf: u32) -> [u32; 4] {
             u32::from_le_bytes(*b"ntel"),
             u32::from_le_bytes(*b"ineI"),
         ],
-        1 => [SIGNATURE, 0, 0, PSE | TSC | MSR | PAE | CX8 | SEP | PGE | CMOV],
+        1 => [SIGNATURE, 0, 0, FPU | PSE | TSC | MSR | PAE | CX8 | SEP | PGE | CMOV],
         0x8000_0000 => [0x8000_0004, 0, 0, 0],
         0x8000_0001 => [0, 0, 0, edx_ext::NX],
         0x8000_0002..=0x8000_0004 => brand_regs((leaf - 0x8000_0002) as usize),

@@ -6,6 +6,7 @@ pub mod cpuid;
 pub mod decode;
 mod exec;
 pub mod flags;
+pub mod fpu;
 pub mod state;
 
 pub use state::{regs, CpuState, SegReg, SegmentCache};

@@ -131,27 +131,9 @@ pub struct Msrs {
     pub tsc_offset: u64,
 }
 
-/// x87 control registers that exist before the FPU proper (FNINIT/FNSTSW/FNSTCW/FLDCW).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FpuControl {
-    pub cw: u16,
-    pub sw: u16,
-    pub tw: u16,
-    pub _pad: u16,
-}
-
-impl Default for FpuControl {
-    fn default() -> Self {
-        // State after FNINIT.
-        FpuControl {
-            cw: 0x037F,
-            sw: 0,
-            tw: 0xFFFF,
-            _pad: 0,
-        }
-    }
-}
+/// x87 FPU state: registers, control/status/tag words, last instruction and operand
+/// pointers (defined with the FPU in [`crate::cpu::fpu`]).
+pub use super::fpu::FpuState;
 
 /// The complete architectural state of one IA-32 processor.
 #[repr(C)]
@@ -177,7 +159,7 @@ pub struct CpuState {
     /// PAE page-directory-pointer-table entries, loaded from CR3 (architecturally cached).
     pub pdpte: [u64; 4],
     pub msr: Msrs,
-    pub fpu: FpuControl,
+    pub fpu: FpuState,
     /// Current privilege level.
     pub cpl: u8,
     /// Executed HLT and waits for an interrupt.
@@ -225,7 +207,7 @@ impl Default for CpuState {
             dr: [0; 8],
             pdpte: [0; 4],
             msr: Msrs::default(),
-            fpu: FpuControl::default(),
+            fpu: FpuState::default(),
             cpl: 0,
             halted: false,
             shadow: false,
@@ -279,12 +261,8 @@ impl CpuState {
                     apic_base: 0xFEE0_0900,
                     ..Msrs::default()
                 },
-                fpu: FpuControl {
-                    cw: 0x0040,
-                    sw: 0,
-                    tw: 0x5555,
-                    _pad: 0,
-                },
+                // CW 0040H, SW 0, TW 5555H, registers +0.0 (SDM vol. 3 table 9-1).
+                fpu: FpuState::power_on(),
                 cpl: 0,
                 halted: false,
                 shadow: false,

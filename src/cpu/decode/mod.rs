@@ -218,6 +218,10 @@ pub fn decode(bytes: &[u8], code32: bool) -> Result<Insn, DecodeError> {
     if op == Op::Ud || !tables::valid_modrm_use(opcode, modrm_byte) {
         return Err(DecodeError::Invalid);
     }
+    // FXSAVE/FXRSTOR are "NP" encodings: a 66, F2 or F3 prefix makes them #UD.
+    if opcode == 0x1AE && (opsize_prefix || rep != REP_NONE) {
+        return Err(DecodeError::Invalid);
+    }
     insn.op = op;
     insn.ext = ext;
     if fm & B != 0 {

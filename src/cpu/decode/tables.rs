@@ -159,7 +159,7 @@ pub enum Op {
     Wbinvd,
     Sysenter,
     Sysexit,
-    /// x87 escape D8..DF: ext = opcode & 7.
+    /// x87 escape D8..DF: ext = opcode & 7; ext 8: FXSAVE (reg 0) / FXRSTOR (reg 1).
     Fpu,
     /// Hint NOP with a ModRM operand (0F 18..0F 1F).
     NopE,
@@ -332,6 +332,8 @@ pub(super) fn lookup(opc: u16) -> (Op, u32, u8) {
         0x1AB => (BtEG, M | LOCKOK, 1),
         0x1AC => (Shxd, M | I8, 2),
         0x1AD => (Shxd, M, 3),
+        // FXSAVE / FXRSTOR (0F AE /0 /1, memory only); executed by the x87 unit (ext 8).
+        0x1AE => (Ud, M, 0),
         0x1AF => (ImulGE, M, 0),
         0x1B0 => (Cmpxchg, M | B | LOCKOK, 0),
         0x1B1 => (Cmpxchg, M | LOCKOK, 0),
@@ -425,6 +427,10 @@ pub(super) fn group(opc: u16, reg: u8, regform: bool) -> Option<(Op, u32, u8)> {
         },
         0x1C7 => match (reg, regform) {
             (1, false) => (Cmpxchg8b, LOCKOK, 0),
+            _ => U,
+        },
+        0x1AE => match reg {
+            0 | 1 => (Fpu, MEMONLY, 8),
             _ => U,
         },
         _ => return None,

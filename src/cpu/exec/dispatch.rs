@@ -480,12 +480,7 @@ impl Exec<'_> {
                 self.cpu.state.halted = true;
             }
             Op::Nop | Op::NopE => {}
-            Op::Wait => {
-                let cr0 = self.cpu.state.cr0;
-                if cr0 & 0xA == 0xA {
-                    return Err(Fault::ex(vector::NM));
-                }
-            }
+            Op::Wait => self.fwait()?,
             Op::In | Op::Out => self.in_out(i)?,
             Op::Ins | Op::Outs | Op::Movs | Op::Cmps | Op::Stos | Op::Lods | Op::Scas => {
                 self.string_op(i)?

@@ -16,6 +16,7 @@ mod segments;
 mod task;
 mod string;
 mod system;
+mod x87;
 
 use std::sync::Arc;
 

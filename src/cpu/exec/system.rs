@@ -479,37 +479,4 @@ impl Exec<'_> {
         s.eip = s.gpr[2];
         Ok(())
     }
-
-    /// x87 escape. The FPU proper is not implemented yet; the control instructions that
-    /// software uses to detect and initialise an FPU behave as with an FPU present.
-    pub(super) fn fpu(&mut self, i: &Insn) -> Res<()> {
-        let cr0 = self.cpu.state.cr0;
-        if cr0 & (CR0_EM | CR0_TS) != 0 {
-            return Err(Fault::ex(vector::NM));
-        }
-        let f = &mut self.cpu.state.fpu;
-        match (i.ext, i.is_mem(), i.reg, i.rm) {
-            (3, false, 4, 3) => *f = FpuControl::default(), // FNINIT
-            (3, false, 4, 2) => f.sw &= 0x7F00,             // FNCLEX
-            (3, false, 4, 0 | 1 | 4) => {}                  // FNENI/FNDISI/FSETPM: no-ops on 387+
-            (7, false, 4, 0) => {
-                let sw = f.sw as u32;
-                self.set_reg(0, 2, sw); // FNSTSW AX
-            }
-            (5, true, 7, _) => {
-                let sw = f.sw as u32;
-                self.write_rm(i, 2, sw)?; // FNSTSW m16
-            }
-            (1, true, 7, _) => {
-                let cw = f.cw as u32;
-                self.write_rm(i, 2, cw)?; // FNSTCW m16
-            }
-            (1, true, 5, _) => {
-                let cw = self.read_rm(i, 2)?;
-                self.cpu.state.fpu.cw = (cw as u16 & 0x1F3F) | 0x40; // FLDCW
-            }
-            _ => return Err(Fault::Unsupported("x87 floating-point instruction")),
-        }
-        Ok(())
-    }
 }
