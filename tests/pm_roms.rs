@@ -15,7 +15,9 @@ use std::sync::Mutex;
 const MAX_INSTRUCTIONS: &str = "50000000";
 
 fn rom_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("test-roms").join("pm")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test-roms")
+        .join("pm")
 }
 
 /// Assemble `test-roms/pm/NAME.asm` once per test process. Tests run in parallel; the
@@ -56,8 +58,27 @@ fn assemble_uncached(name: &str) -> PathBuf {
         String::from_utf8_lossy(&r.stderr)
     );
     let len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    assert_eq!(len, 65536, "{} did not assemble to a 64 KiB ROM", src.display());
+    assert_eq!(
+        len,
+        65536,
+        "{} did not assemble to a 64 KiB ROM",
+        src.display()
+    );
     out
+}
+
+/// At most the first 1000 and the last 200 lines of a (runaway) output.
+fn clip(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= 1200 {
+        return text.to_string();
+    }
+    format!(
+        "{}\n... {} lines omitted ...\n{}\n",
+        lines[..1000].join("\n"),
+        lines.len() - 1200,
+        lines[lines.len() - 200..].join("\n")
+    )
 }
 
 /// Run one ROM and require "all checks passed" (exit status 1, no FAIL line).
@@ -70,8 +91,8 @@ fn run_rom(name: &str) {
         .expect("run x86emu");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    print!("{stdout}");
-    eprint!("{stderr}");
+    print!("{}", clip(&stdout));
+    eprint!("{}", clip(&stderr));
     let code = out.status.code();
     let fails: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
     let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
@@ -84,13 +105,25 @@ fn run_rom(name: &str) {
         Some(0) => "the CPU halted instead of exiting through port 0xF4".to_string(),
         other => format!("unexpected exit status {other:?}"),
     };
+    let fails: Vec<&str> = fails.into_iter().take(200).collect();
     panic!(
-        "test-roms/pm/{name}.asm: {why}; {passed} passed\n{}\n--- stderr ---\n{stderr}",
-        fails.join("\n")
+        "test-roms/pm/{name}.asm: {why}; {passed} passed\n{}\n--- stderr ---\n{}",
+        fails.join("\n"),
+        clip(&stderr)
     );
 }
 
 #[test]
 fn pm_seg() {
     run_rom("seg");
+}
+
+#[test]
+fn pm_gates() {
+    run_rom("gates");
+}
+
+#[test]
+fn pm_task() {
+    run_rom("task");
 }
