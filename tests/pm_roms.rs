@@ -127,3 +127,13 @@ fn pm_gates() {
 fn pm_task() {
     run_rom("task");
 }
+
+#[test]
+fn pm_v86() {
+    run_rom("v86");
+}
+
+#[test]
+fn pm_iobitmap() {
+    run_rom("iobitmap");
+}

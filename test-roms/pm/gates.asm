@@ -26,48 +26,14 @@ S_CGJMP     equ 0xE8        ; call gate DPL0 → SEL_CODE32:jmp_target
 S_CGLIM     equ 0xF0        ; call gate → S_CODE1M at an offset beyond its limit
 S_CODE1M    equ 0xF8        ; code execute/read DPL0, limit 0xFFFFF bytes
 
-CAP         equ ROMVARS     ; capture area (dwords)
-%define CAPD(n) (CAP + (n) * 4)
-CAP_ESP     equ CAP + 0x40
-CAP_SS      equ CAP + 0x44
-CAP_CS      equ CAP + 0x48
-CAP_FL      equ CAP + 0x4C
-CAP_PRE     equ CAP + 0x50
-CAP_RET     equ CAP + 0x54
-R3_ESP      equ CAP + 0x60
-R3_CS       equ CAP + 0x64
-R3_DS       equ CAP + 0x68
-R3_ES       equ CAP + 0x6C
-R3_FS       equ CAP + 0x70
-R3_GS       equ CAP + 0x74
-R3_SS       equ CAP + 0x78
-R3_FL       equ CAP + 0x7C
-
-; store a segment register zero-extended, through SS
-%macro SAVESEG 2
-    push eax
-    mov ax, %2
-    movzx eax, ax
-    mov [ss:%1], eax
-    pop eax
-%endmacro
-; copy N dwords from [ESP] to CAPD(0..) (through SS; clobbers nothing)
-%macro CAPSTACK 1
-    push eax
-    push ecx
-%assign i 0
-%rep %1
-    mov eax, [ss:esp + 8 + i * 4]
-    mov [ss:CAPD(i)], eax
-  %assign i i + 1
-%endrep
-    lea eax, [esp + 8]
-    mov [ss:CAP_ESP], eax
-    pop ecx
-    pop eax
-    SAVESEG CAP_SS, ss
-    SAVESEG CAP_CS, cs
-%endmacro
+R3_ESP      equ ROMVARS + 0x00
+R3_CS       equ ROMVARS + 0x04
+R3_DS       equ ROMVARS + 0x08
+R3_ES       equ ROMVARS + 0x0C
+R3_FS       equ ROMVARS + 0x10
+R3_GS       equ ROMVARS + 0x14
+R3_SS       equ ROMVARS + 0x18
+R3_FL       equ ROMVARS + 0x1C
 
 main:
     SETGATE GDT_BASE, S_CG32, SEL_CODE32, cg32_target, ACC_CALLGATE32 | DPL(3), 2
