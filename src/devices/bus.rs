@@ -16,6 +16,10 @@ pub enum StopRequest {
 }
 
 pub trait Bus {
+    /// The virtual time (instruction count) of the access that follows; the CPU calls it
+    /// before every port and MMIO access so time-dependent devices (timers) read exact
+    /// values.
+    fn set_time(&mut self, _now: u64) {}
     /// Port input of `size` bytes (1, 2 or 4). Unclaimed ports read as all ones.
     fn io_read(&mut self, port: u16, size: u8) -> u32;
     /// Port output of `size` bytes.

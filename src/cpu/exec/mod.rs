@@ -13,10 +13,9 @@ mod dispatch;
 mod intr;
 mod paging;
 mod segments;
-mod task;
 mod string;
 mod system;
-mod x87;
+mod task;
 
 use std::sync::Arc;
 
@@ -162,8 +161,7 @@ impl<'a> Exec<'a> {
                 s.dr[6] |= self.pending_db | if tf { debug::DR6_BS } else { 0 };
                 self.pending_db = 0;
                 let next = s.eip;
-                if let Err(f) = self.interrupt(vector::DB, ctrl::IntKind::Exception(None), next)
-                {
+                if let Err(f) = self.interrupt(vector::DB, ctrl::IntKind::Exception(None), next) {
                     return self.handle_fault(f);
                 }
                 return None;
@@ -416,7 +414,11 @@ impl<'a> Exec<'a> {
             return Err(fault());
         }
         if a & (attr::CODE | attr::DC) == attr::DC {
-            let upper: u64 = if a & attr::DB != 0 { 0xFFFF_FFFF } else { 0xFFFF };
+            let upper: u64 = if a & attr::DB != 0 {
+                0xFFFF_FFFF
+            } else {
+                0xFFFF
+            };
             if (off as u64) <= sc.limit as u64 || last > upper {
                 return Err(fault());
             }
@@ -442,8 +444,11 @@ impl<'a> Exec<'a> {
 
     #[inline]
     fn phys_read(&mut self, p: u32, size: u8) -> u32 {
-        self.mem
-            .read(p, size, &mut TouchBus(&mut *self.bus, &mut self.io_touched))
+        self.mem.read(
+            p,
+            size,
+            &mut TouchBus(&mut *self.bus, &mut self.io_touched, self.cpu.state.icount),
+        )
     }
 
     #[inline]
@@ -452,7 +457,7 @@ impl<'a> Exec<'a> {
             p,
             size,
             val,
-            &mut TouchBus(&mut *self.bus, &mut self.io_touched),
+            &mut TouchBus(&mut *self.bus, &mut self.io_touched, self.cpu.state.icount),
         )
     }
 
@@ -693,6 +698,7 @@ impl<'a> Exec<'a> {
 
     pub fn io_in(&mut self, port: u16, size: u8) -> u32 {
         self.io_touched = true;
+        self.bus.set_time(self.cpu.state.icount);
         if self.dbg_active {
             self.io_breakpoints(port, size);
         }
@@ -701,6 +707,7 @@ impl<'a> Exec<'a> {
 
     pub fn io_out(&mut self, port: u16, size: u8, v: u32) {
         self.io_touched = true;
+        self.bus.set_time(self.cpu.state.icount);
         if self.dbg_active {
             self.io_breakpoints(port, size);
         }
@@ -715,8 +722,8 @@ pub enum Access {
     Exec,
 }
 
-/// Pass-through bus that records that a device was touched (MMIO).
-struct TouchBus<'a, 'b>(&'a mut dyn Bus, &'b mut bool);
+/// Pass-through bus that records that a device was touched (MMIO) and tells it the time.
+struct TouchBus<'a, 'b>(&'a mut dyn Bus, &'b mut bool, u64);
 
 impl Bus for TouchBus<'_, '_> {
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
@@ -729,10 +736,12 @@ impl Bus for TouchBus<'_, '_> {
     }
     fn mmio_read(&mut self, addr: u32, size: u8) -> u32 {
         *self.1 = true;
+        self.0.set_time(self.2);
         self.0.mmio_read(addr, size)
     }
     fn mmio_write(&mut self, addr: u32, size: u8, value: u32) {
         *self.1 = true;
+        self.0.set_time(self.2);
         self.0.mmio_write(addr, size, value)
     }
 }
