@@ -16,6 +16,7 @@ mod segments;
 mod string;
 mod system;
 mod task;
+mod x87;
 
 use std::sync::Arc;
 
