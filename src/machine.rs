@@ -55,8 +55,8 @@ impl Bus for RomBoard {
         self.debug.io_write(port, size, value)
     }
 
-    fn a20_line(&self) -> bool {
-        self.port92.a20()
+    fn sync_memory(&mut self, mem: &mut PhysMem) {
+        mem.set_a20(self.port92.a20());
     }
 
     fn take_stop(&mut self) -> Option<StopRequest> {

@@ -42,11 +42,10 @@ pub trait Bus {
     /// On a PC it raises IRQ 13 through the interrupt controller; a write to port 0xF0
     /// clears the latch (that is the board's business, not the CPU's).
     fn set_ferr(&mut self, _asserted: bool) {}
-    /// The A20 gate line as the board drives it (port 0x92, keyboard controller). The CPU
-    /// applies it to physical memory after every I/O instruction.
-    fn a20_line(&self) -> bool {
-        true
-    }
+    /// Called after every instruction that touched a device (port I/O or MMIO), at an
+    /// instruction boundary: the board applies what its devices changed in the physical
+    /// address space (A20 gate, PAM shadowing, completed DMA) to `mem`.
+    fn sync_memory(&mut self, _mem: &mut crate::mmu::PhysMem) {}
     /// Polled by the run loop after I/O and at block boundaries.
     fn take_stop(&mut self) -> Option<StopRequest> {
         None

@@ -173,10 +173,7 @@ impl<'a> Exec<'a> {
             }
             if self.io_touched {
                 self.io_touched = false;
-                let a20 = self.bus.a20_line();
-                if a20 != self.mem.a20() {
-                    self.mem.set_a20(a20);
-                }
+                self.bus.sync_memory(self.mem);
                 return None;
             }
             if self.cpu.state.icount >= self.end {
