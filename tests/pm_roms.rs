@@ -137,3 +137,8 @@ fn pm_v86() {
 fn pm_iobitmap() {
     run_rom("iobitmap");
 }
+
+#[test]
+fn pm_paging() {
+    run_rom("paging");
+}
