@@ -17,6 +17,11 @@ const NUM_PAGES: usize = 1 << (32 - PAGE_SHIFT);
 const KIND_MMIO: u32 = 0;
 const KIND_RAM: u32 = 1;
 const KIND_ROM: u32 = 2;
+/// Reads from the backing (a ROM), writes go to the RAM at the same address (shadow RAM
+/// in write-only mode).
+const KIND_SPLIT: u32 = 3;
+/// Pages below 1 MiB whose mapping the chipset's shadow-RAM control can change.
+const LOW_PAGES: usize = 256;
 
 /// A mapping error when building the memory map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +42,9 @@ pub struct PhysMem {
     pages: Vec<u32>,
     /// One bit per page: the decode cache holds instructions from this page.
     code_pages: Vec<u64>,
+    /// For each page below 1 MiB: what is visible there when shadow RAM is off (a ROM
+    /// page or MMIO).
+    low_under: Vec<u32>,
     /// Pages with cached code that were written since the CPU last looked.
     pub(crate) smc_pages: Vec<u32>,
     /// A20 gate: when false, physical address bit 20 is forced to zero.
@@ -65,6 +73,7 @@ impl PhysMem {
             ram_size: size as u32,
             pages: vec![KIND_MMIO; NUM_PAGES],
             code_pages: vec![0; NUM_PAGES / 64],
+            low_under: vec![KIND_MMIO; LOW_PAGES],
             smc_pages: Vec::new(),
             a20: true,
             map_epoch: 0,
@@ -118,10 +127,79 @@ impl PhysMem {
         for &b in bases {
             for i in 0..npages {
                 let host_page = (start / PAGE_SIZE + i) as u32;
-                self.pages[(b as usize >> PAGE_SHIFT) + i] = KIND_ROM | (host_page << PAGE_SHIFT);
+                self.set_page(
+                    (b as usize >> PAGE_SHIFT) + i,
+                    KIND_ROM | (host_page << PAGE_SHIFT),
+                );
             }
         }
         Ok(())
+    }
+
+    /// Make `len` bytes at `dst` show what is mapped at `src` (for example the last
+    /// 128 KiB of a BIOS image mapped at the top of 4 GiB, aliased below 1 MiB).
+    pub fn alias(&mut self, src: u32, len: u32, dst: u32) -> Result<(), MapError> {
+        if src % PAGE_SIZE as u32 != 0
+            || dst % PAGE_SIZE as u32 != 0
+            || len % PAGE_SIZE as u32 != 0
+            || src as u64 + len as u64 > 1 << 32
+            || dst as u64 + len as u64 > 1 << 32
+        {
+            return Err(MapError(format!(
+                "alias {src:#x}+{len:#x} -> {dst:#x} is unaligned or out of range"
+            )));
+        }
+        self.map_epoch = self.map_epoch.wrapping_add(1);
+        for i in 0..(len as usize / PAGE_SIZE) {
+            let e = self.pages[(src as usize >> PAGE_SHIFT) + i];
+            self.set_page((dst as usize >> PAGE_SHIFT) + i, e);
+        }
+        Ok(())
+    }
+
+    fn set_page(&mut self, p: usize, e: u32) {
+        if p < LOW_PAGES && e & 3 != KIND_RAM {
+            self.low_under[p] = e;
+        }
+        self.replace_page(p, e);
+    }
+
+    /// Change a page's mapping; decoded code from it becomes stale.
+    fn replace_page(&mut self, p: usize, e: u32) {
+        if self.pages[p] != e {
+            self.pages[p] = e;
+            if self.code_pages[p / 64] & (1 << (p % 64)) != 0 {
+                self.code_pages[p / 64] &= !(1 << (p % 64));
+                self.smc_pages.push(p as u32);
+            }
+        }
+    }
+
+    /// Shadow RAM control (the i440FX PAM registers) for `len` bytes at `base` below
+    /// 1 MiB: reads come from RAM or from what lies under it (ROM or MMIO), writes go to
+    /// RAM or are dropped (to MMIO when nothing is under it).
+    pub fn set_shadow(&mut self, base: u32, len: u32, read_ram: bool, write_ram: bool) {
+        let first = base as usize >> PAGE_SHIFT;
+        let last = ((base as usize + len as usize) >> PAGE_SHIFT).min(LOW_PAGES);
+        let mut changed = false;
+        for p in first..last {
+            if p as u32 >= self.ram_size >> PAGE_SHIFT {
+                continue;
+            }
+            let ram = (p as u32) << PAGE_SHIFT;
+            let under = self.low_under[p];
+            let e = match (read_ram, write_ram) {
+                (true, true) => KIND_RAM | ram,
+                (true, false) => KIND_ROM | ram,
+                (false, true) if under & 3 == KIND_ROM => KIND_SPLIT | (under & !0xFFF),
+                _ => under,
+            };
+            changed |= self.pages[p] != e;
+            self.replace_page(p, e);
+        }
+        if changed {
+            self.map_epoch = self.map_epoch.wrapping_add(1);
+        }
     }
 
     pub fn set_a20(&mut self, enabled: bool) {
@@ -188,7 +266,7 @@ impl PhysMem {
         let e = self.pages[(addr >> PAGE_SHIFT) as usize];
         match e & 3 {
             KIND_RAM => Some((((e & !0xFFF) | (addr & 0xFFF)) as usize, true)),
-            KIND_ROM => Some((((e & !0xFFF) | (addr & 0xFFF)) as usize, false)),
+            KIND_ROM | KIND_SPLIT => Some((((e & !0xFFF) | (addr & 0xFFF)) as usize, false)),
             _ => None,
         }
     }
@@ -222,7 +300,15 @@ impl PhysMem {
                     self.backing[h..h + size as usize]
                         .copy_from_slice(&val.to_le_bytes()[..size as usize]);
                 }
-                Some((_, false)) => {}
+                Some((_, false)) => {
+                    if self.pages[(addr >> PAGE_SHIFT) as usize] & 3 == KIND_SPLIT {
+                        // Shadow RAM in write-only mode: RAM sits at its own address.
+                        self.note_write(addr);
+                        let h = addr as usize;
+                        self.backing[h..h + size as usize]
+                            .copy_from_slice(&val.to_le_bytes()[..size as usize]);
+                    }
+                }
                 None => bus.mmio_write(addr, size, val),
             }
             return;
@@ -284,5 +370,76 @@ impl PhysMem {
     /// The RAM contents (for hashing and snapshots).
     pub fn ram(&self) -> &[u8] {
         &self.backing[..self.ram_size as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::bus::NullBus;
+
+    fn rom(fill: u8) -> Vec<u8> {
+        vec![fill; 64 << 10]
+    }
+
+    #[test]
+    fn rom_alias_and_write_protection() {
+        let mut m = PhysMem::new_pc(2 << 20);
+        m.map_rom(&rom(0xAB), &[0xFFFF_0000]).unwrap();
+        m.alias(0xFFFF_0000, 0x1_0000, 0xF_0000).unwrap();
+        let b = &mut NullBus;
+        assert_eq!(m.read(0xF_1234, 1, b), 0xAB);
+        assert_eq!(m.read(0xFFFF_1234, 1, b), 0xAB);
+        m.write(0xF_1234, 1, 0x11, b);
+        assert_eq!(m.read(0xF_1234, 1, b), 0xAB, "ROM ignores writes");
+        assert_eq!(m.read(0xA_0000, 1, b), 0xFF, "VGA window is MMIO");
+    }
+
+    #[test]
+    fn shadow_ram_modes() {
+        let mut m = PhysMem::new_pc(2 << 20);
+        m.map_rom(&rom(0xAB), &[0xFFFF_0000, 0xF_0000]).unwrap();
+        let b = &mut NullBus;
+        // Write-only shadow: reads still see the ROM, writes land in RAM.
+        m.set_shadow(0xF_0000, 0x1_0000, false, true);
+        m.write(0xF_0010, 2, 0x1234, b);
+        assert_eq!(m.read(0xF_0010, 2, b), 0xABAB);
+        // Read/write RAM: the copy is visible.
+        m.set_shadow(0xF_0000, 0x1_0000, true, true);
+        assert_eq!(m.read(0xF_0010, 2, b), 0x1234);
+        m.write(0xF_0012, 1, 0x56, b);
+        assert_eq!(m.read(0xF_0012, 1, b), 0x56);
+        // Read-only RAM: writes dropped.
+        m.set_shadow(0xF_0000, 0x1_0000, true, false);
+        m.write(0xF_0012, 1, 0x99, b);
+        assert_eq!(m.read(0xF_0012, 1, b), 0x56);
+        // Off again: the ROM.
+        m.set_shadow(0xF_0000, 0x1_0000, false, false);
+        assert_eq!(m.read(0xF_0010, 2, b), 0xABAB);
+        // The high alias never changed.
+        assert_eq!(m.read(0xFFFF_0010, 2, b), 0xABAB);
+    }
+
+    #[test]
+    fn remapping_a_code_page_invalidates_it() {
+        let mut m = PhysMem::new_pc(2 << 20);
+        m.map_rom(&rom(0x90), &[0xF_0000]).unwrap();
+        m.mark_code(0xF_0000);
+        let e = m.map_epoch();
+        m.set_shadow(0xF_0000, 0x1000, true, true);
+        assert_eq!(m.smc_pages, vec![0xF0]);
+        assert_ne!(m.map_epoch(), e);
+    }
+
+    #[test]
+    fn a20_masks_bit_20() {
+        let mut m = PhysMem::new_flat(4 << 20);
+        let b = &mut NullBus;
+        m.write(0x10_0000, 1, 0x77, b);
+        assert_eq!(m.read(0x0, 1, b), 0);
+        m.set_a20(false);
+        assert_eq!(m.read(0x10_0000, 1, b), 0, "wraps to 0");
+        m.set_a20(true);
+        assert_eq!(m.read(0x10_0000, 1, b), 0x77);
     }
 }
