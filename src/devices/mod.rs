@@ -21,6 +21,7 @@
 
 pub mod bus;
 pub mod debug;
+pub mod fw_cfg;
 pub mod sysctl;
 
 use crate::clock::Clock;
