@@ -142,3 +142,8 @@ fn pm_iobitmap() {
 fn pm_paging() {
     run_rom("paging");
 }
+
+#[test]
+fn pm_debug() {
+    run_rom("debug");
+}
