@@ -22,6 +22,7 @@
 pub mod clock;
 pub mod cpu;
 pub mod devices;
+pub mod firmware;
 pub mod machine;
 pub mod mmu;
 
