@@ -59,9 +59,9 @@ impl Exec<'_> {
             let w = self.walk(lin, acc, user)?;
             // Write rights only when D is (now) set: `walk` set it for a write access.
             let dirty_ok = acc == Access::Write;
-            let mut f = R_SUP | R_USER * w.us as u16;
+            let mut f = R_SUP | if w.us { R_USER } else { 0 };
             if !w.nx {
-                f |= X_SUP | X_USER * w.us as u16;
+                f |= X_SUP | if w.us { X_USER } else { 0 };
             }
             if dirty_ok {
                 let wp = self.cpu.state.cr0 & CR0_WP != 0;
@@ -213,9 +213,7 @@ impl Exec<'_> {
         us &= leaf & 4 != 0;
         nx |= nxe && leaf >> 63 != 0;
 
-        let denied = (user && !us)
-            || (write && !rw && (user || wp))
-            || (acc == Access::Exec && nx);
+        let denied = (user && !us) || (write && !rw && (user || wp)) || (acc == Access::Exec && nx);
         if denied {
             return Err(self.page_fault(lin, acc, user, pf::P));
         }
