@@ -147,3 +147,8 @@ fn pm_paging() {
 fn pm_debug() {
     run_rom("debug");
 }
+
+#[test]
+fn pm_faults() {
+    run_rom("faults");
+}

@@ -405,35 +405,6 @@ main:
 
 S_BEYOND_GDT equ 0x400
 
-; mk_tss32: EDI = TSS base, EAX = EIP, EBX = ESP. A ring-0 flat task: CS = SEL_CODE32, other
-; segments SEL_DATA32, EFLAGS = 2, LDT = SEL_LDT, CR3 = current CR3, no I/O bitmap.
-mk_tss32:
-    pushad
-    push eax
-    push edi
-    xor eax, eax
-    mov ecx, 0x68 / 4
-    rep stosd
-    pop edi
-    pop eax
-    mov [edi + 0x20], eax
-    mov [edi + 0x38], ebx
-    mov dword [edi + 0x24], 2
-    mov dword [edi + 0x4C], SEL_CODE32
-    mov dword [edi + 0x48], SEL_DATA32
-    mov dword [edi + 0x50], SEL_DATA32
-    mov dword [edi + 0x54], SEL_DATA32
-    mov dword [edi + 0x58], SEL_DATA32
-    mov dword [edi + 0x5C], SEL_DATA32
-    mov dword [edi + 0x60], SEL_LDT
-    mov eax, cr3
-    mov [edi + 0x1C], eax
-    mov dword [edi + 4], 0x3F800                    ; ESP0/SS0 (unused: the tasks stay at CPL0)
-    mov dword [edi + 8], SEL_DATA32
-    mov word [edi + 0x66], 0x68
-    popad
-    ret
-
 ; ---------------------------------------------------------------- tasks
 task_a:
     mov [ss:T_EAX], eax
