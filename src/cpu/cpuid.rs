@@ -7,6 +7,8 @@
 pub mod edx1 {
     /// x87 FPU on chip.
     pub const FPU: u32 = 1 << 0;
+    /// Debugging extensions: CR4.DE, I/O breakpoints.
+    pub const DE: u32 = 1 << 2;
     pub const PSE: u32 = 1 << 3;
     pub const TSC: u32 = 1 << 4;
     pub const MSR: u32 = 1 << 5;
@@ -46,7 +48,12 @@ pub fn cpuid(leaf: u32, _subleaf: u32) -> [u32; 4] {
             u32::from_le_bytes(*b"ntel"),
             u32::from_le_bytes(*b"ineI"),
         ],
-        1 => [SIGNATURE, 0, 0, FPU | PSE | TSC | MSR | PAE | CX8 | SEP | PGE | CMOV],
+        1 => [
+            SIGNATURE,
+            0,
+            0,
+            FPU | DE | PSE | TSC | MSR | PAE | CX8 | SEP | PGE | CMOV,
+        ],
         0x8000_0000 => [0x8000_0004, 0, 0, 0],
         0x8000_0001 => [0, 0, 0, edx_ext::NX],
         0x8000_0002..=0x8000_0004 => brand_regs((leaf - 0x8000_0002) as usize),

@@ -462,13 +462,27 @@ impl<'a> Exec<'a> {
     #[inline]
     pub fn read_mem(&mut self, seg: u8, off: u32, size: u8) -> Res<u32> {
         let l = self.lin(seg, off, size, false)?;
+        self.alignment_check(l, size)?;
         self.read_lin(l, size)
     }
 
     #[inline]
     pub fn write_mem(&mut self, seg: u8, off: u32, size: u8, val: u32) -> Res<()> {
         let l = self.lin(seg, off, size, true)?;
+        self.alignment_check(l, size)?;
         self.write_lin(l, size, val)
+    }
+
+    /// #AC(0) for a misaligned data access at CPL 3 with CR0.AM and EFLAGS.AC set.
+    #[inline(always)]
+    fn alignment_check(&self, lin: u32, size: u8) -> Res<()> {
+        if lin & (size as u32 - 1) != 0 {
+            let s = &self.cpu.state;
+            if s.cr0 & super::state::CR0_AM != 0 && s.flags_raw & AC != 0 && s.cpl == 3 {
+                return Err(Fault::ex_err(vector::AC, 0));
+            }
+        }
+        Ok(())
     }
 
     /// Check that `size` bytes at `seg:off` could be written (segment and paging), without writing.
