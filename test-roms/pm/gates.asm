@@ -279,6 +279,20 @@ jmp_back:
     CHECK "ring-3 #GP: [ESP+16] = ESP", [CAPD(4)], STACK3_TOP
     CHECKM "ring-3 #GP: [ESP+20] = SS", [CAPD(5)], 0xFFFF, SEL_DATA32_R3
 
+    ; interrupt gate to a conforming code segment: no privilege change, no stack switch
+    IDTGATE 0x4A, S_CXR, h_conf, ACC_INTGATE32 | DPL(3)
+    TRY
+    TO_RING3
+    int 0x4A
+.cf:
+    TO_RING0
+    ENDTRY
+    EXPECT_NO_FAULT "CPL3 INT through a gate to conforming DPL0 code"
+    CHECK "conforming handler: CS = S_CXR | 3 (CPL stays 3)", [CAP_CS], S_CXR | 3
+    CHECK "conforming handler: SS unchanged", [CAP_SS], SEL_DATA32_R3
+    CHECK "conforming handler: frame on the ring-3 stack (ESP - 12)", [CAP_ESP], STACK3_TOP - 12
+    CHECK "conforming handler: pushed EIP", [CAPD(0)], .cf
+
     ; ================================================================ INT n DPL and IDT checks
     TRY
     TO_RING3
@@ -476,6 +490,10 @@ h_r3:                               ; from ring 3: 5 frame dwords, then load DPL
     mov ds, ax
     mov es, ax
     pop eax
+    iretd
+
+h_conf:                             ; conforming code at CPL3: SS is the ring-3 data segment
+    CAPSTACK 3
     iretd
 
 h_gp_raw:                           ; #GP with error code: record the raw frame, then the library

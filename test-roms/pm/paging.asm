@@ -39,6 +39,7 @@ PHYS_B  equ 0x701000
 PHYS_C  equ 0x702000
 LIN_4M  equ 0x1000000       ; PDE 4: a 4 MiB page (→ physical 0x400000)
 LIN_UPD equ 0x800000        ; PDE 2: U/S and R/W combined from PDE and PTE
+PF_COUNT equ ROMVARS
 
 ; PAE structures
 PDPT    equ 0x26000
@@ -131,6 +132,57 @@ main:
     ENDTRY
     EXPECT_FAULT "dword write straddling into a not-present page: #PF(W)", V_PF, PF_W
     CHECK "straddling write: first page unchanged", [TP_SPL + 0xFFC], 0x11111111
+
+    ; REP MOVSB running into a not-present page: registers show the completed iterations
+    mov edi, SCRATCH
+    mov al, 0x5A
+    mov ecx, 0x40
+    rep stosb
+    mov dword [TP_SPL + 0xFF0], 0
+    TRY
+    mov esi, SCRATCH
+    mov edi, TP_SPL + 0xFF0
+    mov ecx, 0x20
+.rep: rep movsb
+    ENDTRY
+    EXPECT_FAULT "REP MOVSB into a not-present page: #PF(W)", V_PF, PF_W, .rep
+    CHECK "REP MOVSB fault: CR2 = first byte of the missing page", [rec_cr2], TP_SPL + 0x1000
+    CHECK "REP MOVSB fault: ECX = remaining iterations", [rec_ecx], 0x10
+    CHECK "REP MOVSB fault: EDI at the missing page", [rec_edi], TP_SPL + 0x1000
+    CHECK "REP MOVSB fault: ESI advanced by the completed iterations", [rec_esi], SCRATCH + 0x10
+    CHECK "REP MOVSB fault: completed bytes written", [TP_SPL + 0xFFC], 0x5A5A5A5A
+
+    ; demand paging: a #PF handler makes the page present and IRETs; the faulting
+    ; instruction restarts and completes
+    IDTGATE V_PF, SEL_CODE32, h_pf_fix, ACC_INTGATE32
+    SETPTE TP_NP, TP_NP | PG_RW | PG_US             ; P=0
+    call paging_off
+    mov dword [TP_NP + 0x10], 0x600DF00D            ; identity: write the physical page
+    call paging_on
+    mov dword [PF_COUNT], 0
+    mov eax, 0
+    mov eax, [TP_NP + 0x10]
+    CHECK "restarted MOV after the handler mapped the page: value", eax, 0x600DF00D
+    CHECK "restarted MOV: one #PF", [PF_COUNT], 1
+    SETPTE TP_SPL + 0x1000, (TP_SPL + 0x1000) | PG_RW | PG_US     ; P=0
+    mov dword [PF_COUNT], 0
+    mov esi, SCRATCH
+    mov edi, TP_SPL + 0xFF0
+    mov ecx, 0x20
+    rep movsb
+    CHECK "restarted REP MOVSB: one #PF", [PF_COUNT], 1
+    CHECK "restarted REP MOVSB: ECX = 0", ecx, 0
+    CHECK "restarted REP MOVSB: EDI at the end", edi, TP_SPL + 0x1010
+    CHECK "restarted REP MOVSB: last bytes copied", [TP_SPL + 0x100C], 0x5A5A5A5A
+    SETPTE TP_X, TP_X | PG_RW | PG_US
+    SETPTE TP_Y, TP_Y | PG_RW | PG_US
+    mov dword [PF_COUNT], 0
+    mov esi, TP_X
+    mov edi, TP_Y
+    movsd
+    CHECK "MOVSD with both pages missing: two #PF, then completes", [PF_COUNT], 2
+    CHECK "MOVSD: ESI advanced once", esi, TP_X + 4
+    call lib_restore_idt
 
     ; ================================================================ accessed / dirty
     mov dword [PDE(TP_AD)], (PT_BASE + 0x1000) | PG_P | PG_RW | PG_US
@@ -598,3 +650,16 @@ main:
     call paging_off
 
     FINISH
+
+; #PF handler for the demand-paging checks: set P|RW|US in the PTE of CR2 and restart
+h_pf_fix:
+    push eax
+    mov eax, cr2
+    shr eax, 12
+    or dword [ss:PT_BASE + eax * 4], PG_P | PG_RW | PG_US
+    mov eax, cr2
+    invlpg [eax]
+    inc dword [ss:PF_COUNT]
+    pop eax
+    add esp, 4
+    iretd

@@ -36,6 +36,7 @@ S_CACHE     equ 0x1C8       ; data RW, made not-present after loading (descripto
 S_XRSMALL   equ 0x1D0       ; code XR 32-bit, base 0, limit 0xFFFFF bytes (1 MiB)
 S_LARNA     equ 0x1D8       ; data RW A=0, only ever inspected with LAR/VERR
 S_STK16     equ 0x1E0       ; data RW 16-bit (B=0), base SCRATCH, limit 0xFFFF
+S_FETCH     equ 0x1E8       ; code XR 32-bit, base 0, limit = ABS(fetch_edge) + 1
 S_LAST      equ 0x3F8       ; data RW at the very end of the GDT limit
 S_BEYOND    equ 0x400       ; first selector beyond the GDT limit
 ; LDT selectors (TI=1)
@@ -83,6 +84,7 @@ main:
     GDTDESC S_LARNA, 0, 0xFFFFF, ACC_DATA_RW, FL_G | FL_D
     GDTDESC S_LAST, 0, 0xFFFFF, ACC_DATA_RW, FL_G | FL_D
     GDTDESC S_STK16, SCRATCH, 0xFFFF, ACC_DATA_RW, 0
+    GDTDESC S_FETCH, 0, ABS(fetch_edge) + 1, ACC_CODE_XR, FL_D
     ; system descriptors of every type: base 0x30000, limit 0x67, DPL0, present
 %assign t 0
 %rep 16
@@ -676,6 +678,29 @@ main:
     ENDTRY
     EXPECT_FAULT "far JMP to the null selector: #GP(0)", V_GP, 0
 
+    ; instruction fetch past the CS limit
+    TRY
+    jmp S_FETCH:fetch_ok
+fetch_back:
+    ENDTRY
+    EXPECT_FAULT "instruction crossing the CS limit: #GP(0) at its first byte", V_GP, 0, fetch_edge
+    CHECKM "fetch fault: pushed CS", [rec_cs], 0xFFFF, S_FETCH
+    TRY
+    jmp S_FETCH:fetch_jmp
+    ENDTRY
+    EXPECT_FAULT "near JMP to beyond the CS limit: #GP(0) at the JMP", V_GP, 0, fetch_jmp
+    ; far CALL to conforming code from ring 3 and RETF back
+    TRY
+    TO_RING3
+    call S_CXR:conf_target
+    mov [tmp1], esp
+    TO_RING0
+    ENDTRY
+    EXPECT_NO_FAULT "CPL3 far CALL to conforming DPL0 code and RETF"
+    CHECK "conforming CALL: CS = S_CXR | 3 (CPL stays 3)", [tmp0], S_CXR | 3
+    CHECK "conforming CALL: no stack switch (ring-3 ESP - 8)", [tmp2], STACK3_TOP - 8
+    CHECK "conforming RETF: ESP restored", [tmp1], STACK3_TOP
+
     ; ================================================================ LAR / LSL / VERR / VERW
     ; system types: which ones LAR and LSL accept (bitmask over types 0..15)
     xor edi, edi
@@ -1147,6 +1172,22 @@ main:
 
     FINISH
 
+; code for S_FETCH (limit = ABS(fetch_edge) + 1): the 5-byte MOV at fetch_edge crosses it
+fetch_jmp:
+    jmp fetch_far                   ; near JMP to an offset beyond the limit
+fetch_ok:
+    nop
+fetch_edge:
+    mov eax, 0x12345678
+    jmp SEL_CODE32:fetch_back
+
+conf_target:                        ; conforming code, reached from CPL 3
+    mov ax, cs
+    movzx eax, ax
+    mov [tmp0], eax
+    mov [tmp2], esp
+    retf
+
 ; real-mode #GP (13) / #SS (12) handlers: record the vector in tmp1, skip the faulting
 ; 5-byte `es: a32 o32 mov eax, [esi]`
     bits 16
@@ -1165,3 +1206,6 @@ rm_skip5:
 rm_idtr:
     dw 0x3FF
     dd 0
+    times 16 db 0x90
+fetch_far:
+    jmp SEL_CODE32:fetch_back

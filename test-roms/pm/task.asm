@@ -343,6 +343,12 @@ main:
     ENDTRY
     mov dword [TSS0], 0
     EXPECT_FAULT "IRET with NT=1 to a non-busy TSS: #TS(back link)", V_TS, S_TSSA, .nb
+    mov byte [GDT_BASE + S_TSSA + 5], ACC_TSS32_BUSY
+    TRY
+.cb: call S_TSSA:0
+    ENDTRY
+    mov byte [GDT_BASE + S_TSSA + 5], ACC_TSS32
+    EXPECT_FAULT "CALL to a busy TSS: #GP(TSS sel)", V_GP, S_TSSA, .cb
     TRY
     jmp S_TSSNP:0
     ENDTRY
