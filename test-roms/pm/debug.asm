@@ -291,6 +291,19 @@ main:
     CHECK "STI: single-step trap right after STI", [DB_EIP], .t2
     CHECK "STI: next trap", [DB_EIP + 8], .t3
 
+    ; single step and a data breakpoint on the same instruction: one #DB reporting both
+    DBRESET 1, 2
+    SETDR dr1, DATA
+    SETDR dr7, DR7_FIXED | DR7_L(1) | DR7_RW(1, 1) | DR7_LEN(1, LEN4)
+    TF_ON
+    nop
+.bs1: mov dword [DATA], 1
+.bs2:
+    DR7OFF
+    CHECK "TF + data breakpoint: traps", [DB_N], 2
+    CHECK "TF + data breakpoint: second trap after the write", [DB_EIP + 8], .bs2
+    CHECKM "TF + data breakpoint: DR6.BS and DR6.B1 together", [DB_DR6 + 8], DR6_BS | 2, DR6_BS | 2
+
     ; ================================================================ TSS T bit
     TSS_T equ 0x30000
     S_TSST equ 0x80

@@ -19,9 +19,13 @@ S_CODENP    equ 0x98        ; code DPL0, not present
 S_SE_CS     equ 0xA0        ; SYSENTER_CS: ring-0 code, +8 ring-0 data, +16 ring-3 code, +24 ring-3 data
 S_CG        equ 0xC0        ; call gate DPL3 → SEL_CODE32:cg_target
 S_NP        equ 0xC8        ; data, not present
+S_TSSSS     equ 0xD0        ; #SS handler task
+S_TINYSS    equ 0xD8        ; 16-byte ring-0 stack segment
+S_CG2       equ 0xE0        ; call gate DPL3 with 2 parameters
 TSS_DF      equ 0x30000
 TSS_PF      equ 0x30100
 TSS_TS      equ 0x30200
+TSS_SS      equ 0x30300
 
 F_ERR       equ ROMVARS + 0x00
 F_BL        equ ROMVARS + 0x04
@@ -53,6 +57,7 @@ main:
     GDTDESC S_TSSDF, TSS_DF, 0x67, ACC_TSS32, 0
     GDTDESC S_TSSPF, TSS_PF, 0x67, ACC_TSS32, 0
     GDTDESC S_TSSTS, TSS_TS, 0x67, ACC_TSS32, 0
+    GDTDESC S_TSSSS, TSS_SS, 0x67, ACC_TSS32, 0
     GDTDESC S_CODENP, 0, 0xFFFFF, ACC_CODE_XR & ~ACC_P, FL_G | FL_D
     GDTDESC S_SE_CS, 0, 0xFFFFF, ACC_CODE_XR | 1, FL_G | FL_D
     GDTDESC S_SE_CS + 8, 0, 0xFFFFF, ACC_DATA_RW | 1, FL_G | FL_D
@@ -196,6 +201,25 @@ main:
     call fix_restore
     CHECK "INT from ring 3 with a null TSS.SS0: #TS", [F_VEC], V_TS
     CHECKM "#TS error code for a null SS0: selector 0 (EXT masked)", [F_ERR], 0xFFFE, 0
+
+    ; the new stack cannot hold the call-gate frame: #SS(new SS) before the switch
+    GDTDESC S_TINYSS, 0x3F000, 0xF, ACC_DATA_RW, FL_D                ; 16 bytes
+    SETGATE GDT_BASE, S_CG2, SEL_CODE32, cg_target, ACC_CALLGATE32 | DPL(3), 2
+    call init_fix_tasks
+    IDTGATEN V_SS, S_TSSSS, 0, ACC_TASKGATE
+    mov dword [F_RESUME], .ss_back
+    mov dword [TSS0 + 4], 0x10
+    mov dword [TSS0 + 8], S_TINYSS
+    TO_RING3
+    push dword 1
+    push dword 2
+.ss_call:
+    call S_CG2:0
+.ss_back:
+    call fix_restore
+    CHECK "call gate whose new stack is too small: #SS", [F_VEC], V_SS
+    CHECK "#SS error code = new SS selector", [F_ERR], S_TINYSS
+    CHECK "#SS: fault at the CALL", [F_ESP], .ss_call
 
     ; ================================================================ #UD
 %macro UDTEST 2
@@ -473,6 +497,11 @@ init_fix_tasks:
     mov eax, fix_ts
     mov ebx, 0x3E000
     call mk_tss32
+    mov edi, TSS_SS
+    mov eax, fix_ss
+    mov ebx, 0x3E800
+    call mk_tss32
+    mov byte [GDT_BASE + S_TSSSS + 5], ACC_TSS32
     mov byte [GDT_BASE + S_TSSDF + 5], ACC_TSS32
     mov byte [GDT_BASE + S_TSSPF + 5], ACC_TSS32
     mov byte [GDT_BASE + S_TSSTS + 5], ACC_TSS32
@@ -489,6 +518,10 @@ fix_df:
 fix_pf:
     mov ebx, TSS_PF
     mov ecx, V_PF
+    jmp fix_common
+fix_ss:
+    mov ebx, TSS_SS
+    mov ecx, V_SS
     jmp fix_common
 fix_ts:
     mov ebx, TSS_TS

@@ -37,6 +37,7 @@ TP_NG   equ 0x601000        ; non-global page
 PHYS_A  equ 0x700000
 PHYS_B  equ 0x701000
 PHYS_C  equ 0x702000
+PHYS_D  equ 0x703000        ; code page for the alias SMC check
 LIN_4M  equ 0x1000000       ; PDE 4: a 4 MiB page (→ physical 0x400000)
 LIN_UPD equ 0x800000        ; PDE 2: U/S and R/W combined from PDE and PTE
 PF_COUNT equ ROMVARS
@@ -357,6 +358,35 @@ main:
     mov eax, cr4
     and eax, ~CR4_PSE
     mov cr4, eax
+
+    ; with CR4.PSE=0 the PS bit of a PDE is ignored: the PDE points to a page table
+    mov dword [0x400000], PHYS_A | PG_P | PG_RW | PG_US   ; PTE 0 of a table at 4 MiB
+    mov dword [PDE(LIN_4M)], 0x400000 | PG_PS | PG_P | PG_RW | PG_US
+    mov eax, cr3
+    mov cr3, eax
+    mov eax, [LIN_4M]
+    CHECK "CR4.PSE=0: PDE.PS ignored (4 KiB walk through the PDE)", eax, 0xAAAA0001
+    mov eax, cr4
+    or eax, CR4_PSE
+    mov cr4, eax
+    mov eax, [LIN_4M]
+    CHECK "CR4.PSE=1: the same PDE maps a 4 MiB page", eax, PHYS_A | PG_P | PG_RW | PG_US | PG_A
+    mov eax, cr4
+    and eax, ~CR4_PSE
+    mov cr4, eax
+    mov dword [PDE(LIN_4M)], 0
+
+    ; self-modifying code through a second linear alias of the same physical page
+    SETPTE TP_X, PHYS_D | PG_P | PG_RW | PG_US
+    SETPTE TP_Y, PHYS_D | PG_P | PG_RW | PG_US
+    mov byte [TP_X], 0xB8           ; mov eax, imm32
+    mov dword [TP_X + 1], 1
+    mov byte [TP_X + 5], 0xC3       ; ret
+    call TP_Y
+    CHECK "code run through alias Y", eax, 1
+    mov dword [TP_X + 1], 2         ; modify through alias X
+    call TP_Y
+    CHECK "write through alias X is seen when executing through Y (physical SMC)", eax, 2
 
     ; ================================================================ global pages
     mov eax, cr4

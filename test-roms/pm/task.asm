@@ -108,9 +108,13 @@ main:
     call mk_tss32
     mov dword [TSS_A + 0x28], 0x1111AAAA            ; EAX
     mov dword [TSS_A + 0x24], EFL_ZF | EFL_PF | 2   ; EFLAGS
+    mov ax, SEL_DATA32_R3
+    mov fs, ax
     mov ebx, 0x12345678
     mov esi, 0x0BADF00D
     TRY
+    push dword 2
+    popfd
 .ja: jmp S_TSSA:0
 .ja_next:
     ENDTRY
@@ -119,6 +123,15 @@ main:
     CHECK "registers restored from the old TSS (ESI)", esi, 0x0BADF00D
     CHECK "old TSS: saved EBX", [TSS0 + 0x34], 0x12345678
     CHECK "old TSS: saved EIP = after the JMP", [TSS0 + 0x20], .ja_next
+    CHECK "old TSS: saved EFLAGS", [TSS0 + 0x24], 2
+    CHECK "old TSS: saved ESP", [TSS0 + 0x38], STACK0_TOP
+    CHECKM "old TSS: saved CS", [TSS0 + 0x4C], 0xFFFF, SEL_CODE32
+    CHECKM "old TSS: saved FS", [TSS0 + 0x58], 0xFFFF, SEL_DATA32_R3
+    mov ax, fs
+    movzx eax, ax
+    CHECK "FS reloaded from the old TSS on the way back", eax, SEL_DATA32_R3
+    mov ax, SEL_DATA32
+    mov fs, ax
     CHECK "new task: EAX from its TSS", [T_EAX], 0x1111AAAA
     CHECK "new task: ESP from its TSS", [T_ESP], 0x38000
     CHECK "new task: EFLAGS from its TSS (NT=0 after JMP)", [T_FL], EFL_ZF | EFL_PF | 2

@@ -178,6 +178,24 @@ main:
     ENDTRY
     EXPECT_FAULT "V86: word access at offset 0xFFFF: #GP(0)", V_GP, 0, RM(v86_wrap.f)
 
+    ; INT from V86 through a gate to non-ring-0 code: #GP(selector)
+    IDTGATE 0x43, SEL_CODE32_R3 & ~3, h42, ACC_INTGATE32 | DPL(3)
+    TRY
+    V86_ENTER v86_int43, 3
+    ENDTRY
+    EXPECT_FAULT "V86 INT through a gate to DPL3 code: #GP(code sel)", V_GP, SEL_CODE32_R3 & ~3, RM(v86_int43.f)
+    ; page faults in V86 are user-mode accesses
+    call paging_identity
+    and dword [PT_BASE + (0x25000 >> 12) * 4], ~4   ; the page of DS:0x2000 becomes supervisor
+    call paging_on
+    TRY
+    V86_ENTER v86_pf, 3
+    ENDTRY
+    call paging_off
+    EXPECT_FAULT "V86 read of a supervisor page: #PF(P|U)", V_PF, 5, RM(v86_pf.f)
+    CHECK "V86 #PF: CR2 = DS*16 + offset", [rec_cr2], V_DS * 16 + 0x2000
+    CHECKM "V86 #PF frame: VM=1", [rec_eflags], EFL_VM, EFL_VM
+
     ; ================================================================ V86 by a task switch
     mov edi, TSS_V
     xor eax, eax
@@ -345,6 +363,14 @@ v86_arpl:
 v86_wrap:
     mov bx, 0xFFFF
 .f: mov ax, [bx]
+    int 0x31
+
+v86_int43:
+.f: int 0x43
+    int 0x31
+v86_pf:
+    mov bx, 0x2000
+.f: mov ax, [bx]                    ; linear 0x23450 + 0x2000 = 0x25450 (page 0x25000)
     int 0x31
 
 v86_task:
