@@ -36,6 +36,106 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         memory: usize,
     },
+    /// Boot a PC: SeaBIOS from the disk image, or a Linux/multiboot kernel directly.
+    Boot(BootArgs),
+}
+
+#[derive(clap::Args)]
+struct BootArgs {
+    /// Disk image (raw) to boot from.
+    disk: Option<std::path::PathBuf>,
+    /// BIOS image (default: SeaBIOS from /usr/share/seabios or /usr/share/qemu).
+    #[arg(long)]
+    bios: Option<std::path::PathBuf>,
+    /// RAM size in MiB.
+    #[arg(short = 'm', long, default_value_t = 128)]
+    memory: u64,
+    /// Stop after this many instructions of virtual time.
+    #[arg(long)]
+    max_instructions: Option<u64>,
+    /// Copy the firmware's debug output (port 0x402) to stderr.
+    #[arg(long)]
+    firmware_debug: bool,
+}
+
+const BIOS_SEARCH: &[&str] = &[
+    "/usr/share/seabios/bios-256k.bin",
+    "/usr/share/seabios/bios.bin",
+    "/usr/share/qemu/bios-256k.bin",
+    "/usr/share/qemu/bios.bin",
+];
+
+fn boot(a: BootArgs) -> ExitCode {
+    use x86emu::machine::{BootSource, MachineExit, PcConfig, PcMachine};
+    let bios_path = match a.bios {
+        Some(p) => p,
+        None => match BIOS_SEARCH
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.exists())
+        {
+            Some(p) => p,
+            None => {
+                eprintln!(
+                    "x86emu: no BIOS found (looked in {}); install the Debian package `seabios` or pass --bios FILE",
+                    BIOS_SEARCH.join(", ")
+                );
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let bios = match std::fs::read(&bios_path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("x86emu: cannot read BIOS {}: {e}", bios_path.display());
+            return ExitCode::from(1);
+        }
+    };
+    let config = PcConfig {
+        ram_size: a.memory << 20,
+        firmware_debug: a.firmware_debug,
+        ..PcConfig::default()
+    };
+    let mut m = match PcMachine::new(config, BootSource::Bios(bios)) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("x86emu: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let _ = a.disk;
+    let exit = m.run(a.max_instructions.unwrap_or(u64::MAX));
+    let s = &m.cpu.state;
+    let cs = s.seg[SegReg::Cs as usize].selector;
+    match exit {
+        MachineExit::PowerOff => ExitCode::from(0),
+        MachineExit::DebugExit(v) => ExitCode::from(((v << 1) | 1) as u8),
+        MachineExit::InstructionLimit => {
+            eprintln!(
+                "x86emu: instruction limit reached at {cs:04x}:{:08x}",
+                s.eip
+            );
+            ExitCode::from(124)
+        }
+        MachineExit::Dead => {
+            eprintln!(
+                "x86emu: the CPU halted with interrupts disabled at {cs:04x}:{:08x}",
+                s.eip
+            );
+            ExitCode::from(2)
+        }
+        MachineExit::Idle => {
+            eprintln!(
+                "x86emu: the guest waits for input that cannot come (at {cs:04x}:{:08x})",
+                s.eip
+            );
+            ExitCode::from(2)
+        }
+        MachineExit::Unsupported { what, cs, eip } => {
+            eprintln!("x86emu: unsupported: {what} at {cs:04x}:{eip:08x}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn parse_port(s: &str) -> Result<u16, String> {
@@ -55,6 +155,7 @@ fn main() -> ExitCode {
             post_port,
             memory,
         } => run_rom(&file, max_instructions, post_port, memory),
+        Cmd::Boot(a) => boot(a),
     }
 }
 
@@ -85,7 +186,10 @@ fn run_rom(file: &std::path::Path, max: u64, post_port: u16, memory_mib: usize) 
     };
     let exit = m.run(max);
     if m.resets > 0 {
-        eprintln!("x86emu: the CPU was reset {} time(s) (triple fault or reset request)", m.resets);
+        eprintln!(
+            "x86emu: the CPU was reset {} time(s) (triple fault or reset request)",
+            m.resets
+        );
     }
     let s = &m.cpu.state;
     let cs = s.seg[SegReg::Cs as usize].selector;

@@ -65,6 +65,10 @@ pub struct AcpiTables {
     pub bytes: Vec<u8>,
     /// Physical address of the RSDP.
     pub rsdp: u32,
+    /// Offsets in `bytes` of 32-bit physical pointers (relative to `base`).
+    pub pointers: Vec<usize>,
+    /// Tables as (offset, length, checksum byte offset).
+    pub checksums: Vec<(usize, usize, usize)>,
 }
 
 fn align16(v: &mut Vec<u8>) {
@@ -121,7 +125,92 @@ impl AcpiTables {
             base,
             bytes: out,
             rsdp: base,
+            pointers: vec![
+                16,
+                rsdt_off + 36,
+                rsdt_off + 40,
+                fadt_off + 36,
+                fadt_off + 40,
+            ],
+            checksums: vec![
+                (0, 20, 8),
+                (rsdt_off, rsdt.len(), rsdt_off + 9),
+                (fadt_off, fadt.len(), fadt_off + 9),
+                (madt_off, madt.len(), madt_off + 9),
+                (dsdt_off, dsdt.len(), dsdt_off + 9),
+            ],
         }
+    }
+
+    /// The files for QEMU's fw_cfg table loader (`etc/table-loader`, `etc/acpi/tables`,
+    /// `etc/acpi/rsdp`), as SeaBIOS consumes them: it allocates the files, patches the
+    /// pointers with the allocated addresses and recomputes the checksums.
+    pub fn fw_cfg_files(pm: PmPorts) -> Vec<(String, Vec<u8>)> {
+        const TABLES: &str = "etc/acpi/tables";
+        const RSDP: &str = "etc/acpi/rsdp";
+        let t = AcpiTables::build(0, pm);
+        let rsdp = t.bytes[..20].to_vec();
+        let mut loader = Vec::new();
+        let mut cmd = |c: u32, args: &[&[u8]]| {
+            let mut e = vec![0u8; 128];
+            e[..4].copy_from_slice(&c.to_le_bytes());
+            let mut at = 4;
+            for a in args {
+                e[at..at + a.len()].copy_from_slice(a);
+                at += a.len();
+            }
+            loader.extend_from_slice(&e);
+        };
+        let fname = |n: &str| {
+            let mut b = [0u8; 56];
+            b[..n.len()].copy_from_slice(n.as_bytes());
+            b
+        };
+        // ALLOCATE(file, align, zone): HIGH = 1, FSEG = 2.
+        cmd(1, &[&fname(RSDP), &16u32.to_le_bytes(), &[2]]);
+        cmd(1, &[&fname(TABLES), &64u32.to_le_bytes(), &[1]]);
+        // ADD_POINTER(dest, src, offset, size).
+        cmd(
+            2,
+            &[&fname(RSDP), &fname(TABLES), &16u32.to_le_bytes(), &[4]],
+        );
+        for &p in &t.pointers[1..] {
+            cmd(
+                2,
+                &[
+                    &fname(TABLES),
+                    &fname(TABLES),
+                    &(p as u32).to_le_bytes(),
+                    &[4],
+                ],
+            );
+        }
+        // ADD_CHECKSUM(file, result offset, start, length).
+        cmd(
+            3,
+            &[
+                &fname(RSDP),
+                &8u32.to_le_bytes(),
+                &0u32.to_le_bytes(),
+                &20u32.to_le_bytes(),
+            ],
+        );
+        for &(start, len, at) in &t.checksums[1..] {
+            cmd(
+                3,
+                &[
+                    &fname(TABLES),
+                    &(at as u32).to_le_bytes(),
+                    &(start as u32).to_le_bytes(),
+                    &(len as u32).to_le_bytes(),
+                ],
+            );
+        }
+        vec![
+            ("etc/table-loader".to_string(), loader),
+            (TABLES.to_string(), t.bytes),
+            (RSDP.to_string(), rsdp),
+        ]
     }
 }
 
@@ -281,6 +370,61 @@ mod tests {
         assert_eq!(sum(dsdt), 0);
         assert_eq!(u16::from_le_bytes(fadt[46..48].try_into().unwrap()), 9);
         assert_eq!(u32::from_le_bytes(fadt[64..68].try_into().unwrap()), 0xB004);
+        for &p in &t.pointers {
+            let v = u32::from_le_bytes(t.bytes[p..p + 4].try_into().unwrap());
+            assert!(v >= t.base && ((v - t.base) as usize) < t.bytes.len());
+        }
+    }
+
+    #[test]
+    fn table_loader_relocates_like_firmware() {
+        let pm = PmPorts {
+            pm1a_evt: 0xB000,
+            pm1a_cnt: 0xB004,
+            pm_tmr: 0xB008,
+        };
+        let files = AcpiTables::fw_cfg_files(pm);
+        let loader = &files[0].1;
+        assert_eq!(loader.len() % 128, 0);
+        // Replay the loader the way SeaBIOS does, with the tables at 0x7FE0000.
+        let mut tables = files[1].1.clone();
+        let mut rsdp = files[2].1.clone();
+        let at = 0x07FE_0000u32;
+        for e in loader.chunks(128) {
+            let cmd = u32::from_le_bytes(e[..4].try_into().unwrap());
+            let name = |o: usize| {
+                let n = &e[o..o + 56];
+                String::from_utf8_lossy(&n[..n.iter().position(|&b| b == 0).unwrap()]).to_string()
+            };
+            let u32_at = |o: usize| u32::from_le_bytes(e[o..o + 4].try_into().unwrap()) as usize;
+            match cmd {
+                2 => {
+                    let off = u32_at(116);
+                    let buf = if name(4) == "etc/acpi/rsdp" {
+                        &mut rsdp
+                    } else {
+                        &mut tables
+                    };
+                    let v = u32::from_le_bytes(buf[off..off + 4].try_into().unwrap()) + at;
+                    buf[off..off + 4].copy_from_slice(&v.to_le_bytes());
+                }
+                3 => {
+                    let (res, start, len) = (u32_at(60), u32_at(64), u32_at(68));
+                    let buf = if name(4) == "etc/acpi/rsdp" {
+                        &mut rsdp
+                    } else {
+                        &mut tables
+                    };
+                    buf[res] = 0;
+                    let s = sum(&buf[start..start + len]);
+                    buf[res] = 0u8.wrapping_sub(s);
+                }
+                _ => {}
+            }
+        }
+        let reference = AcpiTables::build(at, pm);
+        assert_eq!(tables, reference.bytes);
+        assert_eq!(&rsdp[..], &reference.bytes[..20]);
     }
 }
 

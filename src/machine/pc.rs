@@ -1,0 +1,205 @@
+//! The PC: CPU, memory and the board (see `board.rs`), with the run loop that drives
+//! virtual time.
+//!
+//! Time: the run loop lets the CPU execute until the earliest device deadline (an
+//! instruction count), then lets the devices act (`advance`), which may raise
+//! interrupts. While the CPU waits in HLT with interrupts enabled, the clock jumps to
+//! the next deadline: idle time costs no host time and needs no host clock.
+
+use super::board::PcBoard;
+use crate::clock::Clock;
+use crate::cpu::flags::IF;
+use crate::cpu::{Cpu, RunExit};
+use crate::devices::bus::StopRequest;
+use crate::devices::fw_cfg::{FwCfg, E820_RAM, E820_RESERVED};
+use crate::firmware::acpi::AcpiTables;
+use crate::mmu::PhysMem;
+
+/// What the machine starts from.
+#[derive(Clone, Debug)]
+pub enum BootSource {
+    /// A BIOS image (64, 128 or 256 KiB; SeaBIOS's `bios-256k.bin`): mapped at the top
+    /// of 4 GiB with its last 128 KiB (or all of a smaller image) below 1 MiB.
+    Bios(Vec<u8>),
+}
+
+/// The machine configuration. It is part of a snapshot and checked on resume.
+#[derive(Clone, Debug)]
+pub struct PcConfig {
+    /// RAM in bytes (at least 2 MiB, at most 3.5 GiB: above that is the PCI hole).
+    pub ram_size: u64,
+    pub clock: Clock,
+    /// Wall-clock time of power-on for the RTC (seconds since the Unix epoch).
+    pub rtc_base: i64,
+    /// Copy SeaBIOS debug output (port 0x402) to the debug console.
+    pub firmware_debug: bool,
+}
+
+impl Default for PcConfig {
+    fn default() -> Self {
+        PcConfig {
+            ram_size: 128 << 20,
+            clock: Clock::default(),
+            // 2024-01-01T00:00:00Z: a fixed, documented default (never the host clock).
+            rtc_base: 1_704_067_200,
+            firmware_debug: false,
+        }
+    }
+}
+
+/// Why [`PcMachine::run`] returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MachineExit {
+    /// The guest powered the machine off (ACPI S5).
+    PowerOff,
+    /// The instruction budget is used up.
+    InstructionLimit,
+    /// The CPU halted with interrupts disabled: nothing can wake it.
+    Dead,
+    /// The CPU waits for an interrupt and no device will raise one without host input
+    /// (a key, a serial byte). `icount` stays where it is.
+    Idle,
+    /// A guest write to the isa-debug-exit port.
+    DebugExit(u32),
+    /// The guest used a feature this build does not implement.
+    Unsupported {
+        what: &'static str,
+        cs: u16,
+        eip: u32,
+    },
+}
+
+pub const MIN_RAM: u64 = 2 << 20;
+pub const MAX_RAM: u64 = 0xE000_0000;
+
+#[derive(Debug)]
+pub struct MachineError(pub String);
+
+impl std::fmt::Display for MachineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for MachineError {}
+
+pub struct PcMachine {
+    pub config: PcConfig,
+    pub cpu: Cpu,
+    pub mem: PhysMem,
+    pub board: PcBoard,
+}
+
+impl std::fmt::Debug for PcMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PcMachine")
+            .field("config", &self.config)
+            .field("cpu", &self.cpu)
+            .finish()
+    }
+}
+
+/// The e820 map of a PC with `ram` bytes: conventional memory up to the EBDA, the
+/// legacy hole (VGA, option ROMs, BIOS) reserved, extended memory above 1 MiB.
+pub fn e820_map(ram: u64) -> Vec<(u64, u64, u32)> {
+    vec![
+        (0, 0x9_FC00, E820_RAM),
+        (0x9_FC00, 0x400, E820_RESERVED),
+        (0xF_0000, 0x1_0000, E820_RESERVED),
+        (0x10_0000, ram - 0x10_0000, E820_RAM),
+        (0xFFFC_0000, 0x4_0000, E820_RESERVED),
+    ]
+}
+
+impl PcMachine {
+    pub fn new(config: PcConfig, boot: BootSource) -> Result<PcMachine, MachineError> {
+        let ram = config.ram_size;
+        if !(MIN_RAM..=MAX_RAM).contains(&ram) || ram % (1 << 20) != 0 {
+            return Err(MachineError(format!(
+                "memory size {} MiB is not supported: use a whole number of MiB from {} to {}",
+                ram >> 20,
+                MIN_RAM >> 20,
+                MAX_RAM >> 20
+            )));
+        }
+        let mut mem = PhysMem::new_pc(ram as usize);
+        let mut fw_cfg = FwCfg::new(ram, 1);
+        fw_cfg.add_e820(&e820_map(ram));
+        for (name, data) in AcpiTables::fw_cfg_files(PcBoard::pm_ports()) {
+            fw_cfg.add_file(&name, data);
+        }
+        match &boot {
+            BootSource::Bios(image) => map_bios(&mut mem, image)?,
+        }
+        let board = PcBoard::new(&config, fw_cfg);
+        let mut m = PcMachine {
+            config,
+            cpu: Cpu::new(),
+            mem,
+            board,
+        };
+        m.reset();
+        Ok(m)
+    }
+
+    /// RESET: CPU to its power-on state, devices reset, RAM kept.
+    pub fn reset(&mut self) {
+        self.cpu.reset();
+        self.board.reset(&mut self.mem);
+    }
+
+    /// Run for up to `budget` instructions of virtual time.
+    pub fn run(&mut self, budget: u64) -> MachineExit {
+        let end = self.cpu.state.icount.saturating_add(budget);
+        loop {
+            let now = self.cpu.state.icount;
+            self.board.advance(now, &mut self.mem);
+            if now >= end {
+                return MachineExit::InstructionLimit;
+            }
+            let deadline = self.board.next_deadline().unwrap_or(u64::MAX);
+            let stop = deadline.clamp(now + 1, end);
+            let r = self.cpu.run(&mut self.mem, &mut self.board, stop - now);
+            match r {
+                RunExit::InstructionLimit => {}
+                RunExit::Halted => {
+                    if self.cpu.state.eflags() & IF == 0 {
+                        return MachineExit::Dead;
+                    }
+                    match self.board.next_deadline() {
+                        // Idle: jump the clock to the next device event.
+                        Some(d) if d > now => self.cpu.state.icount = d.min(end),
+                        Some(_) => {}
+                        None => return MachineExit::Idle,
+                    }
+                }
+                RunExit::Stopped(StopRequest::PowerOff) => return MachineExit::PowerOff,
+                RunExit::Stopped(StopRequest::DebugExit(v)) => return MachineExit::DebugExit(v),
+                RunExit::Stopped(StopRequest::Reset) | RunExit::TripleFault => self.reset(),
+                RunExit::Unsupported { what, cs, eip } => {
+                    return MachineExit::Unsupported { what, cs, eip }
+                }
+                RunExit::Exception { .. } => {
+                    unreachable!("the PC machine never sets stop_on_exception")
+                }
+            }
+        }
+    }
+}
+
+/// Map a BIOS image at the top of 4 GiB and its last 128 KiB (or all of it, if smaller)
+/// below 1 MiB.
+fn map_bios(mem: &mut PhysMem, image: &[u8]) -> Result<(), MachineError> {
+    let len = image.len();
+    if ![64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20].contains(&len) {
+        return Err(MachineError(format!(
+            "BIOS image is {len} bytes; expected 64, 128, 256 or 512 KiB or 1 MiB"
+        )));
+    }
+    let top = (0x1_0000_0000u64 - len as u64) as u32;
+    mem.map_rom(image, &[top])
+        .map_err(|e| MachineError(format!("cannot map BIOS: {e}")))?;
+    let low_len = len.min(128 << 10) as u32;
+    mem.alias(0u32.wrapping_sub(low_len), low_len, 0x10_0000 - low_len)
+        .map_err(|e| MachineError(format!("cannot map BIOS: {e}")))?;
+    Ok(())
+}
