@@ -91,9 +91,16 @@ fn boot(a: BootArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let vga_bios = [
+        "/usr/share/seabios/vgabios-isavga.bin",
+        "/usr/share/qemu/vgabios-isavga.bin",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read(p).ok());
     let config = PcConfig {
         ram_size: a.memory << 20,
         firmware_debug: a.firmware_debug,
+        vga_bios,
         ..PcConfig::default()
     };
     let mut m = match PcMachine::new(config, BootSource::Bios(bios)) {

@@ -23,6 +23,7 @@ pub mod bus;
 pub mod debug;
 pub mod fw_cfg;
 pub mod sysctl;
+pub mod vga;
 
 use crate::clock::Clock;
 

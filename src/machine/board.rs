@@ -9,6 +9,7 @@ use crate::devices::bus::{all_ones, Bus, StopRequest};
 use crate::devices::debug::DebugPorts;
 use crate::devices::fw_cfg::FwCfg;
 use crate::devices::sysctl::{self, SystemControlA};
+use crate::devices::vga::{self, Vga};
 use crate::devices::{PortDevice, Time};
 use crate::firmware::acpi::PmPorts;
 use crate::mmu::PhysMem;
@@ -23,6 +24,7 @@ pub struct PcBoard {
     pub debug: DebugPorts,
     pub port92: SystemControlA,
     pub fw_cfg: FwCfg,
+    pub vga: Vga,
     firmware_debug: Option<Box<dyn Write>>,
     reset_requested: bool,
 }
@@ -45,6 +47,7 @@ impl PcBoard {
             ),
             port92: SystemControlA::default(),
             fw_cfg,
+            vga: Vga::new(),
             firmware_debug: if config.firmware_debug {
                 Some(Box::new(std::io::stderr()))
             } else {
@@ -72,6 +75,7 @@ impl PcBoard {
     pub fn reset(&mut self, mem: &mut PhysMem) {
         self.port92 = SystemControlA::default();
         self.fw_cfg.reset();
+        self.vga.reset();
         mem.set_a20(self.port92.a20());
         self.reset_requested = false;
     }
@@ -98,6 +102,7 @@ impl Bus for PcBoard {
         match port {
             sysctl::PORT if size == 1 => self.port92.read() as u32,
             0x510..=0x511 => self.fw_cfg.io_read(port, size, t),
+            0x3B0..=0x3DF | vga::VBE_INDEX_PORT..=0x1D0 => self.vga.io_read(port, size, t),
             0xE9 | 0xF4 | 0x80 => self.debug.io_read(port, size),
             _ => all_ones(size),
         }
@@ -108,6 +113,7 @@ impl Bus for PcBoard {
         match port {
             sysctl::PORT if size == 1 => self.reset_requested |= self.port92.write(value as u8),
             0x510..=0x511 => self.fw_cfg.io_write(port, size, value, t),
+            0x3B0..=0x3DF | vga::VBE_INDEX_PORT..=0x1D0 => self.vga.io_write(port, size, value, t),
             FIRMWARE_DEBUG_PORT => {
                 if let Some(w) = self.firmware_debug.as_mut() {
                     let _ = w.write_all(&[value as u8]);
@@ -115,6 +121,36 @@ impl Bus for PcBoard {
             }
             0xE9 | 0xF4 | 0x80 => self.debug.io_write(port, size, value),
             _ => {}
+        }
+    }
+
+    fn mmio_read(&mut self, addr: u32, size: u8) -> u32 {
+        let mut v = 0;
+        for i in 0..size as u32 {
+            let a = addr.wrapping_add(i);
+            let b = match a {
+                0xA_0000..=0xB_FFFF => self.vga.mem_read(a),
+                _ if a.wrapping_sub(vga::LFB_BASE) < vga::VRAM_SIZE as u32 => {
+                    self.vga.lfb_read(a - vga::LFB_BASE)
+                }
+                _ => 0xFF,
+            };
+            v |= (b as u32) << (8 * i);
+        }
+        v
+    }
+
+    fn mmio_write(&mut self, addr: u32, size: u8, value: u32) {
+        for i in 0..size as u32 {
+            let a = addr.wrapping_add(i);
+            let b = (value >> (8 * i)) as u8;
+            match a {
+                0xA_0000..=0xB_FFFF => self.vga.mem_write(a, b),
+                _ if a.wrapping_sub(vga::LFB_BASE) < vga::VRAM_SIZE as u32 => {
+                    self.vga.lfb_write(a - vga::LFB_BASE, b)
+                }
+                _ => {}
+            }
         }
     }
 

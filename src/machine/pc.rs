@@ -33,6 +33,8 @@ pub struct PcConfig {
     pub rtc_base: i64,
     /// Copy SeaBIOS debug output (port 0x402) to the debug console.
     pub firmware_debug: bool,
+    /// A VGA option ROM (SeaVGABIOS `vgabios-isavga.bin`) for the firmware to run.
+    pub vga_bios: Option<Vec<u8>>,
 }
 
 impl Default for PcConfig {
@@ -43,6 +45,7 @@ impl Default for PcConfig {
             // 2024-01-01T00:00:00Z: a fixed, documented default (never the host clock).
             rtc_base: 1_704_067_200,
             firmware_debug: false,
+            vga_bios: None,
         }
     }
 }
@@ -126,6 +129,9 @@ impl PcMachine {
         fw_cfg.add_e820(&e820_map(ram));
         for (name, data) in AcpiTables::fw_cfg_files(PcBoard::pm_ports()) {
             fw_cfg.add_file(&name, data);
+        }
+        if let Some(rom) = &config.vga_bios {
+            fw_cfg.add_file("vgaroms/vgabios-isavga.bin", rom.clone());
         }
         match &boot {
             BootSource::Bios(image) => map_bios(&mut mem, image)?,
