@@ -22,6 +22,8 @@
 pub mod bus;
 pub mod debug;
 pub mod fw_cfg;
+pub mod ioapic;
+pub mod lapic;
 pub mod sysctl;
 pub mod vga;
 
