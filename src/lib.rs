@@ -20,6 +20,7 @@
 //! ```
 
 pub mod clock;
+pub mod console;
 pub mod cpu;
 pub mod devices;
 pub mod firmware;
