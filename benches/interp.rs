@@ -70,7 +70,8 @@ fn guest32_paged(code: &[u8]) -> Guest {
     const PT: u32 = 0x30_1000;
     g.mem.write_bytes(PD, &(PT | 3).to_le_bytes());
     for i in 0..1024u32 {
-        g.mem.write_bytes(PT + 4 * i, &((i << 12) | 3).to_le_bytes());
+        g.mem
+            .write_bytes(PT + 4 * i, &((i << 12) | 3).to_le_bytes());
     }
     g.cpu.state.cr3 = PD;
     g.cpu.state.cr0 |= 1 << 31;

@@ -115,7 +115,11 @@ fn page_fault_error_codes_cr2_and_no_ad_on_faulting_walk() {
     m.set_pte(0x5000, 0x5000 | P);
     m.cpu.state.cr0 |= 1 << 16;
     assert_eq!(m.run(), pf(1 | 2));
-    assert_eq!(m.pte(0x5000) & (A | D), 0, "a faulting walk sets no A/D bits");
+    assert_eq!(
+        m.pte(0x5000) & (A | D),
+        0,
+        "a faulting walk sets no A/D bits"
+    );
     // Same with WP=0: the supervisor write succeeds.
     let mut m = machine(|a| {
         a.mov(dword_ptr(0x5000), eax)?;

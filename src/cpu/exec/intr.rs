@@ -39,9 +39,7 @@ impl Exec<'_> {
         };
         if g.typ() == 5 {
             let tss = g.gate_selector();
-            let td = self
-                .task_gate_target(tss)
-                .map_err(|f| with_ext(f, ext))?;
+            let td = self.task_gate_target(tss).map_err(|f| with_ext(f, ext))?;
             return self.task_switch(tss, td, TaskReason::Int, err, ret);
         }
         let gate32 = g.typ() & 8 != 0;
@@ -209,7 +207,11 @@ impl Exec<'_> {
         if v86 {
             let cur = self.flags();
             let keep = IOPL | VM | VIP | VIF | RF;
-            let mask = if sz == 2 { 0xFFFF & !keep } else { WRITABLE & !keep };
+            let mask = if sz == 2 {
+                0xFFFF & !keep
+            } else {
+                WRITABLE & !keep
+            };
             self.cpu.state.set_eflags((cur & !mask) | (fl & mask));
         } else {
             self.write_flags(fl, sz, true);

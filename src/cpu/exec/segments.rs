@@ -116,7 +116,11 @@ impl Exec<'_> {
     /// Write back the high dword of a descriptor (accessed / busy bits).
     pub(super) fn write_descriptor_hi(&mut self, sel: u16, hi: u32) -> Res<()> {
         let s = &self.cpu.state;
-        let base = if sel & 4 != 0 { s.ldtr.base } else { s.gdtr.base };
+        let base = if sel & 4 != 0 {
+            s.ldtr.base
+        } else {
+            s.gdtr.base
+        };
         let a = base.wrapping_add((sel & !7) as u32 + 4);
         self.write_lin_as(a, 4, hi, false)
     }
@@ -554,8 +558,7 @@ impl Exec<'_> {
         let cpl = s.cpl;
         for seg in [SegReg::Es, SegReg::Ds, SegReg::Fs, SegReg::Gs] {
             let c = &mut s.seg[seg as usize];
-            let conforming_code =
-                c.attr & (attr::CODE | attr::DC) == attr::CODE | attr::DC;
+            let conforming_code = c.attr & (attr::CODE | attr::DC) == attr::CODE | attr::DC;
             if c.valid && !conforming_code && c.dpl() < cpl {
                 *c = SegmentCache {
                     selector: 0,

@@ -2,11 +2,11 @@
 //! table instructions, SYSENTER/SYSEXIT and the x87 control instructions that work
 //! without the FPU proper.
 
+use super::paging::{CR4_PAE, CR4_PGE, CR4_PSE, EFER_NXE};
 use super::{Exec, Res};
 use crate::cpu::decode::{Insn, Op};
 use crate::cpu::flags::*;
 use crate::cpu::state::*;
-use super::paging::{CR4_PAE, CR4_PGE, CR4_PSE, EFER_NXE};
 use crate::cpu::{vector, Fault};
 
 pub const MSR_TSC: u32 = 0x10;
@@ -240,16 +240,8 @@ impl Exec<'_> {
             return Err(Fault::gp(0));
         }
         // ET is hardwired to 1 on P6; reserved bits are dropped.
-        let keep = CR0_PE
-            | CR0_MP
-            | CR0_EM
-            | CR0_TS
-            | CR0_NE
-            | CR0_WP
-            | CR0_AM
-            | CR0_NW
-            | CR0_CD
-            | CR0_PG;
+        let keep =
+            CR0_PE | CR0_MP | CR0_EM | CR0_TS | CR0_NE | CR0_WP | CR0_AM | CR0_NW | CR0_CD | CR0_PG;
         let old = self.cpu.state.cr0;
         self.cpu.state.cr0 = (v & keep) | CR0_ET;
         if self.pae_paging() && old & CR0_PG == 0 {

@@ -179,7 +179,11 @@ impl Exec<'_> {
             valid: false,
             ..SegmentCache::default()
         };
-        s.cpl = if v86 { 3 } else { (nt.sel[CS as usize] & 3) as u8 };
+        s.cpl = if v86 {
+            3
+        } else {
+            (nt.sel[CS as usize] & 3) as u8
+        };
         self.start_eip = nt.eip;
         self.start_esp = nt.gpr[4];
         if let Some(cr3) = nt.cr3 {
@@ -243,8 +247,7 @@ impl Exec<'_> {
             return Err(Fault::ex_err(vector::TS, err));
         }
         let d = self.descriptor_or(cs, vector::TS)?;
-        if !d.code() || (!d.conforming() && d.dpl() != cpl) || (d.conforming() && d.dpl() > cpl)
-        {
+        if !d.code() || (!d.conforming() && d.dpl() != cpl) || (d.conforming() && d.dpl() > cpl) {
             return Err(Fault::ex_err(vector::TS, err));
         }
         if !d.present() {
