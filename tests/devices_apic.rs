@@ -974,6 +974,7 @@ fn ioapic_to_lapic_level_interrupt_round_trip() {
 
 fn busy_lapic() -> LocalApic {
     let mut a = linux_apic();
+    wr(&mut a, ID, 7 << 24);
     wr(&mut a, TDCR, 0x3);
     wr(&mut a, LVTT, 0xEC | PERIODIC);
     wr_at(&mut a, TMICT, 1000, 10);
@@ -1007,10 +1008,16 @@ fn lapic_reset_is_idempotent() {
     let mut fresh = LocalApic::new(0, 100_000_000);
     fresh.set_lint(1, true);
     assert_eq!(a, fresh);
+    // INIT keeps the APIC ID and the base MSR.
+    wr(&mut a, ID, 7 << 24);
+    assert!(a.set_base_msr(0xFED0_0800));
     a.init_reset();
     let once = a.clone();
     a.init_reset();
     assert_eq!(a, once);
+    assert_eq!(rd(&mut a, ID), 7 << 24);
+    assert_eq!(a.base_msr(), 0xFED0_0900);
+    assert_eq!(rd(&mut a, SVR), 0xFF);
 }
 
 #[test]

@@ -155,6 +155,8 @@ pub struct LocalApic {
     bus_hz: u64,
     /// IA32_APIC_BASE.
     base: u64,
+    /// The hardware APIC ID (restored by RESET; the guest may rewrite `id`).
+    config_id: u8,
     id: u8,
     tpr: u8,
     ldr: u32,
@@ -215,6 +217,7 @@ impl LocalApic {
         let mut a = LocalApic {
             bus_hz: bus_hz.max(1),
             base: DEFAULT_BASE as u64 | MSR_BSP | MSR_ENABLE,
+            config_id: apic_id,
             id: apic_id,
             tpr: 0,
             ldr: 0,
@@ -244,10 +247,11 @@ impl LocalApic {
         a
     }
 
-    /// Power-on / RESET: IA32_APIC_BASE back to its default (enabled, BSP) and every
-    /// register to its reset value.
+    /// Power-on / RESET: IA32_APIC_BASE back to its default (enabled, BSP), the
+    /// hardware APIC ID and every register to its reset value.
     pub fn reset(&mut self) {
         self.base = DEFAULT_BASE as u64 | MSR_BSP | MSR_ENABLE;
+        self.id = self.config_id;
         self.init_reset();
         self.nmi_pending = false;
         self.init_pending = false;
