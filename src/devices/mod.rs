@@ -25,6 +25,7 @@ pub mod fw_cfg;
 pub mod ioapic;
 pub mod lapic;
 pub mod sysctl;
+pub mod uart;
 pub mod vga;
 
 use crate::clock::Clock;
