@@ -23,6 +23,7 @@ pub mod clock;
 pub mod console;
 pub mod cpu;
 pub mod devices;
+pub mod disk;
 pub mod firmware;
 pub mod machine;
 pub mod mmu;

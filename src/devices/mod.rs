@@ -24,6 +24,7 @@ pub mod debug;
 pub mod fw_cfg;
 pub mod ioapic;
 pub mod lapic;
+pub mod pci;
 pub mod pic;
 pub mod sysctl;
 pub mod uart;
