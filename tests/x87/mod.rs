@@ -340,3 +340,5 @@ pub fn describe_save(d: &[u8]) -> String {
     }
     s
 }
+
+mod trans;

@@ -17,6 +17,8 @@ pub mod convert;
 pub mod float80;
 pub mod ops;
 pub mod round;
+pub mod trans;
+pub mod wide;
 
 pub use arith::Cmp;
 pub use float80::{Class, F80};

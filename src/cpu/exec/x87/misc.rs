@@ -4,8 +4,8 @@
 use super::super::{Exec, Res};
 use crate::cpu::fpu::float80::F80;
 use crate::cpu::fpu::sw::{C0, C1, C2, C3, CC};
+use crate::cpu::fpu::trans;
 use crate::cpu::fpu::Ctx;
-use crate::cpu::Fault;
 
 /// The constants of FLD1..FLDZ as (exponent of bit 127, 128-bit significand), rounded
 /// to 64 bits in the current rounding mode when loaded.
@@ -36,7 +36,10 @@ impl Exec<'_> {
     /// D9 F0..F7: F2XM1 FYL2X FPTAN FPATAN FXTRACT FPREM1 FDECSTP FINCSTP.
     pub(super) fn x87_d9_f0(&mut self, rm: u8) -> Res<()> {
         match rm {
-            0..=3 => return Err(Fault::Unsupported("x87 transcendental instruction")),
+            0 => self.unary(trans::f2xm1),
+            1 => self.binary_pop(trans::fyl2x),
+            2 => self.fptan(),
+            3 => self.binary_pop(trans::fpatan),
             4 => self.fxtract(),
             5 => self.fprem(true),
             6 => self.fstack(|f| f.set_top(f.top().wrapping_sub(1))),
@@ -48,8 +51,8 @@ impl Exec<'_> {
     /// D9 F8..FF: FPREM FYL2XP1 FSQRT FSINCOS FRNDINT FSCALE FSIN FCOS.
     pub(super) fn x87_d9_f8(&mut self, rm: u8) -> Res<()> {
         match rm {
-            1 | 3 | 6 | 7 => return Err(Fault::Unsupported("x87 transcendental instruction")),
             0 => self.fprem(false),
+            1 => self.binary_pop(trans::fyl2xp1),
             2 => {
                 let f = &self.cpu.state.fpu;
                 if f.is_empty(0) {
@@ -65,8 +68,11 @@ impl Exec<'_> {
                     self.cpu.state.fpu.set_st(0, v);
                 }
             }
+            3 => self.fsincos(),
             4 => self.unary(|c, a| c.round_int(a)),
-            _ => self.binary_keep(|c, a, b| c.scale(a, b)),
+            5 => self.binary_keep(|c, a, b| c.scale(a, b)),
+            6 => self.trig(trans::fsin),
+            _ => self.trig(trans::fcos),
         }
         Ok(())
     }
@@ -85,6 +91,27 @@ impl Exec<'_> {
         self.commit(&ctx);
         if let Some(v) = r {
             self.cpu.state.fpu.set_st(0, v);
+        }
+    }
+
+    /// ST(1) ← op(ST(0), ST(1)), then pop (FYL2X, FYL2XP1, FPATAN).
+    fn binary_pop(&mut self, op: fn(&mut Ctx, F80, F80) -> Option<F80>) {
+        let f = &self.cpu.state.fpu;
+        if f.is_empty(0) || f.is_empty(1) {
+            if self.stack_underflow() {
+                let f = &mut self.cpu.state.fpu;
+                f.set_st(1, F80::INDEFINITE);
+                f.pop();
+            }
+            return;
+        }
+        let mut ctx = Ctx::new(f.cw);
+        let r = op(&mut ctx, f.st(0), f.st(1));
+        self.commit(&ctx);
+        if let Some(v) = r {
+            let f = &mut self.cpu.state.fpu;
+            f.set_st(1, v);
+            f.pop();
         }
     }
 
@@ -151,6 +178,73 @@ impl Exec<'_> {
             let f = &mut self.cpu.state.fpu;
             f.set_st(0, e);
             f.push(s);
+        }
+    }
+
+    /// FSIN / FCOS: C2 = 1 and ST(0) unchanged when |x| >= 2^63.
+    fn trig(&mut self, op: fn(&mut Ctx, F80) -> Option<Option<F80>>) {
+        let f = &self.cpu.state.fpu;
+        if f.is_empty(0) {
+            if self.stack_underflow() {
+                self.cpu.state.fpu.set_st(0, F80::INDEFINITE);
+            }
+            return;
+        }
+        let mut ctx = Ctx::new(f.cw);
+        let r = op(&mut ctx, f.st(0));
+        self.commit(&ctx);
+        let f = &mut self.cpu.state.fpu;
+        match r {
+            Some(Some(v)) => {
+                f.set_st(0, v);
+                f.set_cc(C2, 0);
+            }
+            Some(None) => f.set_cc(C2, C2),
+            None => {}
+        }
+    }
+
+    /// FPTAN: ST(0) ← tan(ST(0)), then push 1.0.
+    fn fptan(&mut self) {
+        self.trig_push(trans::fptan);
+    }
+
+    /// FSINCOS: ST(0) ← sin(ST(0)), then push cos.
+    fn fsincos(&mut self) {
+        self.trig_push(trans::fsincos);
+    }
+
+    /// FPTAN / FSINCOS: replace ST(0) and push a second result.
+    fn trig_push(&mut self, op: impl FnOnce(&mut Ctx, F80) -> Option<Option<(F80, F80)>>) {
+        let f = &self.cpu.state.fpu;
+        if f.is_empty(0) {
+            if self.stack_underflow() {
+                let f = &mut self.cpu.state.fpu;
+                f.set_st(0, F80::INDEFINITE);
+                f.push(F80::INDEFINITE);
+            }
+            return;
+        }
+        if f.valid & (1 << ((f.top() + 7) & 7)) != 0 {
+            if self.stack_overflow() {
+                let f = &mut self.cpu.state.fpu;
+                f.set_st(0, F80::INDEFINITE);
+                f.push(F80::INDEFINITE);
+            }
+            return;
+        }
+        let mut ctx = Ctx::new(f.cw);
+        let r = op(&mut ctx, f.st(0));
+        self.commit(&ctx);
+        let f = &mut self.cpu.state.fpu;
+        match r {
+            Some(Some((a, b))) => {
+                f.set_st(0, a);
+                f.push(b);
+                f.set_cc(C2, 0);
+            }
+            Some(None) => f.set_cc(C2, C2),
+            None => {}
         }
     }
 }
