@@ -26,6 +26,7 @@ pub mod ioapic;
 pub mod lapic;
 pub mod pci;
 pub mod pic;
+pub mod pit;
 pub mod sysctl;
 pub mod uart;
 pub mod vga;
