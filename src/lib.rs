@@ -27,6 +27,7 @@ pub mod disk;
 pub mod firmware;
 pub mod machine;
 pub mod mmu;
+pub mod snapshot;
 
 pub use cpu::{Cpu, RunExit};
 pub use machine::{RomMachine, RomRunError};

@@ -22,6 +22,7 @@
 pub mod bus;
 pub mod debug;
 pub mod fw_cfg;
+pub mod i8042;
 pub mod ioapic;
 pub mod lapic;
 pub mod pci;

@@ -371,6 +371,20 @@ impl PhysMem {
     pub fn ram(&self) -> &[u8] {
         &self.backing[..self.ram_size as usize]
     }
+
+    /// The RAM contents for wholesale replacement (snapshot restore). Every page that
+    /// holds decoded code is queued for invalidation first, since the caller may change
+    /// any byte; the CPU drops those blocks before it executes again.
+    pub fn ram_mut(&mut self) -> &mut [u8] {
+        for (w, word) in self.code_pages.iter_mut().enumerate() {
+            let mut bits = std::mem::take(word);
+            while bits != 0 {
+                self.smc_pages.push((w * 64) as u32 + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
+        &mut self.backing[..self.ram_size as usize]
+    }
 }
 
 #[cfg(test)]
