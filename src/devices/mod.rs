@@ -20,6 +20,7 @@
 //!   every index is bounds-checked.
 
 pub mod bus;
+pub mod cmos;
 pub mod debug;
 pub mod fw_cfg;
 pub mod i8042;
