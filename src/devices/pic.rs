@@ -134,7 +134,7 @@ impl Pic8259 {
     /// The highest-priority IR level set in `mask`.
     fn first(&self, mask: u8) -> Option<u8> {
         (0..8)
-            .map(|i| (self.highest + i) & 7)
+            .map(|i| self.highest.wrapping_add(i) & 7)
             .find(|&irq| mask & (1 << irq) != 0)
     }
 

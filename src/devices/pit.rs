@@ -37,7 +37,9 @@
 //! [`Pit8254::take_irq0_edges`], so none is lost between polls. The board should, after
 //! any access to this device and whenever `next_deadline()` has been reached, call
 //! `advance(t)`, and if `take_irq0_edges() > 0` pulse IRQ 0 on the PIC
-//! (`set_irq(0, false); set_irq(0, true)`), then drive it to `out0(t)`.
+//! (`set_irq(0, false); set_irq(0, true)`), then drive it to `out0(t)`. OUT0 is high
+//! at power-on, so the board drives the PIC line from power-on on (the BIOS's ICW1 then
+//! clears the edge sense) rather than first after the PIC is programmed.
 //!
 //! Illegal counts are handled deterministically: a count of 1 in mode 2 keeps OUT low
 //! (no edges), in mode 3 keeps OUT high; BCD digits above 9 count at face value modulo
