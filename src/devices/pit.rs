@@ -1177,6 +1177,30 @@ mod tests {
     }
 
     #[test]
+    fn illegal_count_of_one() {
+        let mut p = Pit8254::new(clk());
+        program(&mut p, 0, 0x34, 1, 0);
+        assert!(p.out0(at(0)));
+        assert!(
+            (1..50).all(|n| !p.out0(at(n))),
+            "mode 2, count 1: OUT stays low"
+        );
+        assert_eq!(p.next_deadline(), None);
+        program(&mut p, 0, 0x36, 1, 100);
+        assert!(
+            (101..150).all(|n| p.out0(at(n))),
+            "mode 3, count 1: OUT stays high"
+        );
+        assert_eq!(p.next_deadline(), None);
+        p.advance(at(1_000));
+        assert_eq!(
+            p.take_irq0_edges(),
+            1,
+            "only the control word's rising edge"
+        );
+    }
+
+    #[test]
     fn edges_are_not_lost_between_polls() {
         let mut p = Pit8254::new(clk());
         program(&mut p, 0, 0x34, 100, 0);
