@@ -24,6 +24,7 @@ pub mod cmos;
 pub mod debug;
 pub mod fw_cfg;
 pub mod i8042;
+pub mod ide;
 pub mod ioapic;
 pub mod lapic;
 pub mod pci;

@@ -443,6 +443,9 @@ pub struct PciBus {
     slots: Vec<PciSlot>,
     /// PAM registers changed since the board last applied them.
     pam_dirty: bool,
+    /// Some configuration register was written since the board last looked (BARs,
+    /// PMBA, command registers: the port and memory decoders may have moved).
+    config_changed: bool,
 }
 
 impl Default for PciBus {
@@ -460,6 +463,7 @@ impl PciBus {
             reset_requested: false,
             slots: Vec::new(),
             pam_dirty: true,
+            config_changed: true,
         };
         bus.insert(HOST_BRIDGE_DEVFN, i440fx::host_bridge());
         bus.insert(ISA_BRIDGE_DEVFN, piix3::isa_bridge());
@@ -533,6 +537,35 @@ impl PciBus {
         if let Some(f) = self.function_mut(devfn) {
             f.write(off, size, value);
         }
+        self.config_changed = true;
+    }
+
+    /// Whether any configuration register was written since the last call (clears the
+    /// flag). The board then re-reads the decoders: `IdeController::set_bm_base(
+    /// bmide_base())`, `AcpiPm::set_base(pm_io_base())`, BARs of added functions.
+    pub fn take_config_changed(&mut self) -> bool {
+        std::mem::take(&mut self.config_changed)
+    }
+
+    /// Program the chipset the way SeaBIOS does, for boots without a BIOS (direct kernel
+    /// boot): PIRQA-D routed to IRQ 10, 10, 11, 11; IDE decode enabled on both channels
+    /// (IDETIM bit 15, which Linux's ata_piix checks), the bus-master block at `bmide_base`
+    /// with I/O and bus mastering on; the PM block at `pm_base` (64-byte aligned) enabled,
+    /// SCI on interrupt line 9. PAM registers are left alone. Returns the PIRQ routes: the
+    /// board sets those IRQs to level-triggered in the ELCR.
+    pub fn firmware_setup(&mut self, bmide_base: u16, pm_base: u16) -> [u8; 4] {
+        let routes = [10u8, 10, 11, 11];
+        for (i, &irq) in routes.iter().enumerate() {
+            self.config_write(ISA_BRIDGE_DEVFN, piix3::PIRQRC + i as u8, 1, irq as u32);
+        }
+        self.config_write(IDE_DEVFN, BAR0 + 16, 4, bmide_base as u32 | 1);
+        self.config_write(IDE_DEVFN, piix3::IDETIM_PRI, 2, 0x8000);
+        self.config_write(IDE_DEVFN, piix3::IDETIM_SEC, 2, 0x8000);
+        self.config_write(IDE_DEVFN, COMMAND, 2, (CMD_IO | CMD_BUS_MASTER) as u32);
+        self.config_write(PM_DEVFN, piix3::PMBA, 4, pm_base as u32 | 1);
+        self.config_write(PM_DEVFN, piix3::PMREGMISC, 1, 1);
+        self.config_write(PM_DEVFN, INTERRUPT_LINE, 1, 9);
+        routes
     }
 
     /// The function and register CONFIG_ADDRESS points at, if enabled and on bus 0.
@@ -649,6 +682,7 @@ impl PortDevice for PciBus {
             s.function.reset();
         }
         self.pam_dirty = true;
+        self.config_changed = true;
     }
 
     fn io_read(&mut self, port: u16, size: u8, _t: Time) -> u32 {

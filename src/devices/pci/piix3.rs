@@ -420,7 +420,7 @@ impl PortDevice for AcpiPm {
         }
         let p = self.tmr_period?;
         let clock = Clock::new(self.ips);
-        Some(clock.icount_at_ticks((p + 1) << 23, PM_TIMER_HZ))
+        Some(clock.icount_at_ticks(p.saturating_add(1) << 23, PM_TIMER_HZ))
     }
 
     fn advance(&mut self, t: Time) {

@@ -505,3 +505,28 @@ fn pm_reset_save_restore_random() {
     short.misc.truncate(3);
     random_port_ops(&mut short, &[0x600, 0x620, 0x63C], 5, 5_000);
 }
+
+#[test]
+fn firmware_setup_programs_decoders() {
+    let mut bus = PciBus::new();
+    assert!(bus.take_config_changed());
+    assert!(!bus.take_config_changed());
+    assert_eq!(bus.bmide_base(), None);
+    assert_eq!(bus.pm_io_base(), None);
+    let routes = bus.firmware_setup(0xC000, 0xB000);
+    assert!(bus.take_config_changed());
+    assert_eq!(routes, [10, 10, 11, 11]);
+    assert_eq!(
+        (0..4).map(|i| bus.pirq_route(i)).collect::<Vec<_>>(),
+        routes.map(Some)
+    );
+    assert_eq!(bus.bmide_base(), Some(0xC000));
+    assert!(bus.bus_master(IDE_DEVFN));
+    assert_eq!(cfg_read(&mut bus, IDE_DEVFN, 0x40, 4), 0x8000_8000);
+    assert_eq!(bus.pm_io_base(), Some(0xB000));
+    assert_eq!(cfg_read(&mut bus, PM_DEVFN, INTERRUPT_LINE, 1), 9);
+    // A config write through the ports sets the flag again.
+    cfg_write(&mut bus, IDE_DEVFN, COMMAND, 2, 0);
+    assert!(bus.take_config_changed());
+    assert_eq!(bus.bmide_base(), None);
+}
