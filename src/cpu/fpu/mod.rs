@@ -232,3 +232,6 @@ impl FpuState {
         self.sw = (self.sw & !mask) | (bits & mask);
     }
 }
+
+#[cfg(test)]
+mod tests;
