@@ -126,9 +126,10 @@ impl FwCfg {
     }
 
     fn current(&self) -> Option<&Item> {
-        // Bit 14 selects a write (not supported: items are read-only), bit 15 an
-        // architecture-specific item; both still name an item by the low bits.
-        self.items.iter().find(|i| i.key == self.selector & 0x3FFF)
+        // Bit 14 selects a write (not supported: items are read-only). Bit 15 marks an
+        // architecture-specific item (0x8000 and up): a separate key space, none of
+        // which this board provides, so those read as empty.
+        self.items.iter().find(|i| i.key == self.selector & !0x4000)
     }
 
     fn read_byte(&mut self) -> u8 {
@@ -201,6 +202,8 @@ mod tests {
         // Reads past the end return 0 and do not advance.
         let sig = read_item(&mut f, key::SIGNATURE, 6);
         assert_eq!(&sig[4..], &[0, 0]);
+        // Architecture-local keys do not alias the standard ones.
+        assert_eq!(read_item(&mut f, 0x8000, 4), [0, 0, 0, 0]);
     }
 
     #[test]

@@ -162,6 +162,7 @@ impl PcMachine {
             if now >= end {
                 return MachineExit::InstructionLimit;
             }
+            self.board.sync_apic_base(self.cpu.state.msr.apic_base);
             let deadline = self.board.next_deadline().unwrap_or(u64::MAX);
             let stop = deadline.clamp(now + 1, end);
             let r = self.cpu.run(&mut self.mem, &mut self.board, stop - now);
