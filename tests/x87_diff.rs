@@ -49,6 +49,12 @@ enum Gen {
     Rem,
     /// Two operands and random EFLAGS (FCMOVcc).
     Cmov,
+    /// A random stack of 1..=8 values (forms that name ST(i) for i > 1).
+    Deep,
+    /// A random FRSTOR/FLDENV image at the start of the data buffer.
+    SaveImage,
+    /// A random FXRSTOR image at the start of the data buffer.
+    FxImage,
 }
 
 struct Form {
@@ -333,6 +339,48 @@ fn forms() -> Vec<Form> {
     }
     fx.extend_from_slice(&[0xD9, 0xE8, 0x0F, 0xAE, 0x0D]); // FLD1; FXRSTOR
     fx.extend_from_slice(&(DATA_ADDR + 0x400).to_le_bytes());
+    // Loading random images: tags are recomputed from the registers, status and control
+    // words keep what the hardware keeps.
+    v.push(form(
+        "frstor m108 (random)",
+        mem_op(0xDD, 4, 0),
+        SaveImage,
+        MemK::None,
+    ));
+    v.push(form(
+        "fldenv m28 (random)",
+        mem_op(0xD9, 4, 0),
+        SaveImage,
+        MemK::None,
+    ));
+    let mut fxr = vec![0x0F, 0xAE, 0x0D];
+    fxr.extend_from_slice(&DATA_ADDR.to_le_bytes());
+    v.push(form("fxrstor (random)", fxr, FxImage, MemK::None));
+    // Register forms naming deeper registers, on stacks of random depth.
+    for (n, c) in [
+        ("fadd st0,st5", [0xD8, 0xC5]),
+        ("fsubr st3,st0", [0xDC, 0xE3]),
+        ("fdivp st7,st0", [0xDE, 0xFF]),
+        ("fmul st0,st2", [0xD8, 0xCA]),
+        ("fcom st3", [0xD8, 0xD3]),
+        ("fucomp st6", [0xDD, 0xEE]),
+        ("fcomi st4", [0xDB, 0xF4]),
+        ("fucomip st7", [0xDF, 0xEF]),
+        ("fld st3", [0xD9, 0xC3]),
+        ("fst st5", [0xDD, 0xD5]),
+        ("fstp st7", [0xDD, 0xDF]),
+        ("fstp1 st4", [0xD9, 0xDC]),
+        ("fxch st6", [0xD9, 0xCE]),
+        ("ffree st3", [0xDD, 0xC3]),
+        ("ffreep st0", [0xDF, 0xC0]),
+        ("fcmovnbe st0,st4", [0xDB, 0xD4]),
+        ("fcmovu st0,st7", [0xDA, 0xDF]),
+        ("fprem (deep)", [0xD9, 0xF8]),
+        ("fxtract (deep)", [0xD9, 0xF4]),
+        ("fldpi (deep)", [0xD9, 0xEB]),
+    ] {
+        v.push(form(n, c.to_vec(), Deep, MemK::None));
+    }
     let mut f = form("fxsave/fxrstor", fx, Stack(2), MemK::None);
     f.ignore = [6, 7, 12, 13, 16, 17, 18, 19, 20, 21, 22, 23].to_vec(); // FOP FCS FDP FDS
     v.push(f);
@@ -360,6 +408,8 @@ fn gen_case(rng: &mut StdRng, f: &Form, pc: u16, rc: u16) -> Case {
             vec![b, a]
         }
         Gen::NearInt => vec![gen_near_int(rng)],
+        Gen::Deep => (0..rng.gen_range(1..=8)).map(|_| gen_x80(rng)).collect(),
+        Gen::SaveImage | Gen::FxImage => (0..rng.gen_range(0..=3)).map(|_| gen_x80(rng)).collect(),
         Gen::Scale => {
             let s = match rng.gen_range(0..4) {
                 0 => X80::from_f64(rng.gen_range(-80.0..80.0_f64)),
@@ -407,10 +457,16 @@ fn gen_case(rng: &mut StdRng, f: &Form, pc: u16, rc: u16) -> Case {
         MemK::M80 => mem = gen_x80(rng).bytes(),
         MemK::Cw => mem[..2].copy_from_slice(&rng.gen::<u16>().to_le_bytes()),
     }
-    let eflags = if f.gen == Gen::Cmov {
+    let eflags = if matches!(f.gen, Gen::Cmov | Gen::Deep) {
         rng.gen::<u32>() & (native::CF | native::PF | native::ZF)
     } else {
         0
+    };
+
+    let image = match f.gen {
+        Gen::SaveImage => Some(gen_save_image(rng)),
+        Gen::FxImage => Some(gen_fxsave_image(rng)),
+        _ => None,
     };
     Case {
         stack,
@@ -418,7 +474,7 @@ fn gen_case(rng: &mut StdRng, f: &Form, pc: u16, rc: u16) -> Case {
         mem,
         code: f.code.clone(),
         eflags,
-        no_save: false,
+        image,
     }
 }
 

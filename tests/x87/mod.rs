@@ -92,8 +92,9 @@ pub struct Case {
     pub code: Vec<u8>,
     /// Input EFLAGS (FCMOVcc).
     pub eflags: u32,
-    /// Skip the final FNSAVE (sequences that store their own results).
-    pub no_save: bool,
+    /// Raw bytes placed at the start of the data buffer (an environment or save image
+    /// for FLDENV/FRSTOR/FXRSTOR; the final FNSAVE overwrites the first 108 bytes).
+    pub image: Option<Vec<u8>>,
 }
 
 impl Case {
@@ -108,9 +109,7 @@ impl Case {
             code.extend(mem_op(0xDB, 5, STACK + 10 * k));
         }
         code.extend_from_slice(&self.code);
-        if !self.no_save {
-            code.extend(mem_op(0xDD, 6, SAVE));
-        }
+        code.extend(mem_op(0xDD, 6, SAVE));
         let mut data = [0u8; DATA_LEN];
         data[CW as usize..CW as usize + 2].copy_from_slice(&self.cw.to_le_bytes());
         for (k, v) in self.stack.iter().enumerate() {
@@ -118,6 +117,9 @@ impl Case {
             data[o..o + 10].copy_from_slice(&v.bytes());
         }
         data[MEM_IN as usize..MEM_IN as usize + 10].copy_from_slice(&self.mem);
+        if let Some(img) = &self.image {
+            data[..img.len()].copy_from_slice(img);
+        }
         Snippet {
             code,
             regs: [0x1111_1111, 0, 0, 0, 0, 0, 0, 0],
@@ -323,6 +325,45 @@ pub fn gen_near_int(rng: &mut StdRng) -> X80 {
 /// host deprecates FCS/FDS and updates FDP and FOP only on unmasked exceptions).
 pub fn compared(i: usize) -> bool {
     !(16..26).contains(&i)
+}
+
+/// A random 32-bit protected-mode environment (28 bytes) followed by eight random
+/// register images: control and status words with random masks, flags, TOP, ES/B,
+/// random tags (each of the four kinds), random pointers.
+pub fn gen_save_image(rng: &mut StdRng) -> Vec<u8> {
+    let mut b = Vec::with_capacity(108);
+    let cw: u16 = rng.gen();
+    let sw: u16 = rng.gen();
+    let tw: u16 = match rng.gen_range(0..3) {
+        0 => rng.gen(),
+        1 => 0xFFFF ^ (rng.gen::<u16>() & rng.gen::<u16>()),
+        _ => rng.gen::<u16>() & rng.gen::<u16>(),
+    };
+    for w in [cw, sw, tw] {
+        b.extend_from_slice(&w.to_le_bytes());
+        b.extend_from_slice(&rng.gen::<u16>().to_le_bytes());
+    }
+    for _ in 0..4 {
+        b.extend_from_slice(&rng.gen::<u32>().to_le_bytes());
+    }
+    for _ in 0..8 {
+        b.extend_from_slice(&gen_x80(rng).bytes());
+    }
+    b
+}
+
+/// A random FXSAVE image (the first 256 bytes; MXCSR valid): header fields, abridged
+/// tag, registers in 16-byte slots.
+pub fn gen_fxsave_image(rng: &mut StdRng) -> Vec<u8> {
+    let mut b = vec![0u8; 256];
+    rng.fill(&mut b[..24]);
+    b[24..28].copy_from_slice(&0x1F80u32.to_le_bytes());
+    b[28..32].copy_from_slice(&0xFFFFu32.to_le_bytes());
+    for k in 0..8 {
+        let o = 32 + 16 * k;
+        b[o..o + 10].copy_from_slice(&gen_x80(rng).bytes());
+    }
+    b
 }
 
 /// Describe an FNSAVE image briefly: CW SW TW and the non-empty registers.

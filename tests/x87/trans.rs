@@ -293,15 +293,29 @@ fn x87_transcendentals() {
                 } else {
                     0x3F
                 };
+                let mut stack = gen_operands(&mut rng, f.gen);
+                // Stack faults: an empty operand, or a full stack for the pushing forms.
+                match rng.gen_range(0..16) {
+                    0 => {
+                        stack.remove(0);
+                    }
+                    1 => {
+                        let mut full: Vec<X80> =
+                            (stack.len()..8).map(|_| gen_x80(&mut rng)).collect();
+                        full.extend(stack);
+                        stack = full;
+                    }
+                    _ => {}
+                }
                 cases.push((
                     rc,
                     Case {
-                        stack: gen_operands(&mut rng, f.gen),
+                        stack,
                         cw: (rc << 10) | 0x0340 | masks,
                         mem: [0; 10],
                         code: f.code.to_vec(),
                         eflags: 0,
-                        no_save: false,
+                        image: None,
                     },
                 ));
             }

@@ -160,11 +160,14 @@ impl Exec<'_> {
     /// The ModRM byte of the current (memory-operand) instruction, re-read from the code
     /// bytes after the prefixes: the decoded form keeps the resolved address only.
     fn x87_modrm_byte(&mut self, i: &Insn) -> u8 {
-        let cs = SegReg::Cs as u8;
-        let code32 = self.cpu.state.code32();
+        let s = &self.cpu.state;
+        let base = s.seg[SegReg::Cs as usize].base;
+        let code32 = s.code32();
         let mut off = self.start_eip;
+        // The bytes were just fetched, so these reads (through the code segment's base,
+        // without data-segment checks) succeed; the fallback only guards the impossible.
         for _ in 0..i.len.saturating_sub(1) {
-            let Ok(b) = self.read_mem(cs, off, 1) else {
+            let Ok(b) = self.read_lin(base.wrapping_add(off), 1) else {
                 break;
             };
             off = off.wrapping_add(1);
@@ -172,16 +175,31 @@ impl Exec<'_> {
                 off &= 0xFFFF;
             }
             if (0xD8..=0xDF).contains(&b) {
-                return self.read_mem(cs, off, 1).unwrap_or(0) as u8;
+                return self.read_lin(base.wrapping_add(off), 1).unwrap_or(0) as u8;
             }
         }
         (i.reg << 3) | 0x05
+    }
+
+    /// #AC(0) for a misaligned x87 memory operand (CPL 3 with CR0.AM and EFLAGS.AC):
+    /// 8-byte alignment for m64 and m80, the operand size for environments.
+    pub(super) fn x87_align(&self, lin: u32, align: u32) -> Res<()> {
+        let s = &self.cpu.state;
+        if lin & (align - 1) != 0
+            && s.cr0 & crate::cpu::state::CR0_AM != 0
+            && s.eflags() & crate::cpu::flags::AC != 0
+            && s.cpl == 3
+        {
+            return Err(Fault::ex_err(vector::AC, 0));
+        }
+        Ok(())
     }
 
     // ----- memory helpers ---------------------------------------------------------------
 
     fn mem_u64(&mut self, seg: u8, off: u32) -> Res<u64> {
         let l = self.lin(seg, off, 8, false)?;
+        self.x87_align(l, 8)?;
         let lo = self.read_lin(l, 4)?;
         let hi = self.read_lin(l.wrapping_add(4), 4)?;
         Ok((hi as u64) << 32 | lo as u64)
@@ -189,6 +207,7 @@ impl Exec<'_> {
 
     fn mem_bytes10(&mut self, seg: u8, off: u32) -> Res<[u8; 10]> {
         let l = self.lin(seg, off, 10, false)?;
+        self.x87_align(l, 8)?;
         let lo = self.read_lin(l, 4)?;
         let mid = self.read_lin(l.wrapping_add(4), 4)?;
         let hi = self.read_lin(l.wrapping_add(8), 2)?;
@@ -203,6 +222,7 @@ impl Exec<'_> {
     fn mem_write_bytes(&mut self, seg: u8, off: u32, bytes: &[u8]) -> Res<()> {
         self.probe_write(seg, off, bytes.len() as u8)?;
         let l = self.lin(seg, off, bytes.len() as u8, true)?;
+        self.x87_align(l, (bytes.len() as u32).min(8))?;
         for (k, c) in bytes.chunks(4).enumerate() {
             let mut w = [0u8; 4];
             w[..c.len()].copy_from_slice(c);

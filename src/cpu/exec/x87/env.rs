@@ -115,8 +115,9 @@ impl Exec<'_> {
     }
 
     /// Read `len` bytes at seg:off (every access checked).
-    fn mem_read_vec(&mut self, seg: u8, off: u32, len: u32) -> Res<Vec<u8>> {
-        self.lin(seg, off, len.min(255) as u8, false)?;
+    fn mem_read_vec(&mut self, seg: u8, off: u32, len: u32, align: u32) -> Res<Vec<u8>> {
+        let l = self.lin(seg, off, len.min(255) as u8, false)?;
+        self.x87_align(l, align)?;
         let mut v = Vec::with_capacity(len as usize);
         let mut k = 0;
         while k < len {
@@ -129,10 +130,12 @@ impl Exec<'_> {
     }
 
     /// Write `bytes` at seg:off after checking the whole destination.
-    fn mem_write_vec(&mut self, seg: u8, off: u32, bytes: &[u8]) -> Res<()> {
+    fn mem_write_vec(&mut self, seg: u8, off: u32, bytes: &[u8], align: u32) -> Res<()> {
         for (k, c) in bytes.chunks(252).enumerate() {
             self.probe_write(seg, off.wrapping_add(252 * k as u32), c.len() as u8)?;
         }
+        let l = self.lin(seg, off, 1, true)?;
+        self.x87_align(l, align)?;
         for (k, c) in bytes.chunks(4).enumerate() {
             let mut w = [0u8; 4];
             w[..c.len()].copy_from_slice(c);
@@ -148,7 +151,7 @@ impl Exec<'_> {
 
     pub(super) fn fldenv(&mut self, i: &Insn) -> Res<()> {
         let ea = self.ea(i);
-        let b = self.mem_read_vec(i.seg, ea, Self::env_len(i.osize))?;
+        let b = self.mem_read_vec(i.seg, ea, Self::env_len(i.osize), i.osize as u32)?;
         self.env_load(&b, i.osize);
         Ok(())
     }
@@ -157,7 +160,7 @@ impl Exec<'_> {
     pub(super) fn fnstenv(&mut self, i: &Insn) -> Res<()> {
         let ea = self.ea(i);
         let b = self.env_image(i.osize);
-        self.mem_write_vec(i.seg, ea, &b)?;
+        self.mem_write_vec(i.seg, ea, &b, i.osize as u32)?;
         self.cpu.state.fpu.cw |= 0x3F;
         Ok(())
     }
@@ -165,7 +168,7 @@ impl Exec<'_> {
     pub(super) fn frstor(&mut self, i: &Insn) -> Res<()> {
         let ea = self.ea(i);
         let n = Self::env_len(i.osize);
-        let b = self.mem_read_vec(i.seg, ea, n + 80)?;
+        let b = self.mem_read_vec(i.seg, ea, n + 80, i.osize as u32)?;
         self.env_load(&b[..n as usize], i.osize);
         let f = &mut self.cpu.state.fpu;
         for k in 0..8u8 {
@@ -186,7 +189,7 @@ impl Exec<'_> {
         for k in 0..8 {
             b.extend_from_slice(&f.st(k).to_bytes());
         }
-        self.mem_write_vec(i.seg, ea, &b)?;
+        self.mem_write_vec(i.seg, ea, &b, i.osize as u32)?;
         self.cpu.state.fpu.init();
         self.fpu_es_cleared();
         Ok(())
@@ -228,13 +231,13 @@ impl Exec<'_> {
             let o = 32 + 16 * k as usize;
             b[o..o + 10].copy_from_slice(&f.st(k).to_bytes());
         }
-        self.mem_write_vec(i.seg, ea, &b)
+        self.mem_write_vec(i.seg, ea, &b, 16)
     }
 
     /// FXRSTOR m512 (0F AE /1). The MXCSR and XMM fields are ignored until SSE exists.
     pub(super) fn fxrstor(&mut self, i: &Insn) -> Res<()> {
         let ea = self.fx_check(i)?;
-        let b = self.mem_read_vec(i.seg, ea, 512)?;
+        let b = self.mem_read_vec(i.seg, ea, 512, 16)?;
         let w = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
         let d = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let f = &mut self.cpu.state.fpu;
