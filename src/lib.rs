@@ -19,6 +19,7 @@
 //! assert_eq!(cpu.state.gpr[EAX] & 0xFFFF, 0x1234);
 //! ```
 
+pub mod boot;
 pub mod clock;
 pub mod console;
 pub mod cpu;
