@@ -245,3 +245,37 @@ fn unreal_mode_limits_survive_real_mode_loads() {
     assert_eq!(run_to_hlt(&mut cpu, &mut mem), None);
     assert_eq!(cpu.state.gpr[EAX] & 0xFFFF, 0x1234);
 }
+
+/// 32-bit code on a 16-bit stack segment (SS.B = 0) at base 0x20000.
+fn flat32_small_stack(code: &[u8]) -> (Cpu, PhysMem) {
+    let mut mem = PhysMem::new_flat(1 << 20);
+    mem.write_bytes(CODE, code);
+    let mut cpu = Cpu::new();
+    cpu.state.enter_flat32();
+    let ss = &mut cpu.state.seg[SegReg::Ss as usize];
+    ss.attr &= !x86emu::cpu::state::attr::DB;
+    ss.base = 0x2_0000;
+    ss.limit = 0xFFFF;
+    cpu.state.eip = CODE;
+    cpu.state.gpr[ESP] = 0x0002_0000; // SP = 0
+    (cpu, mem)
+}
+
+#[test]
+fn pushad_on_a_16bit_stack_saves_the_whole_esp() {
+    let (mut cpu, mut mem) = flat32_small_stack(&[0x60, 0xF4]); // pushad; hlt
+    assert_eq!(cpu.run(&mut mem, &mut NullBus, 10), RunExit::Halted);
+    assert_eq!(cpu.state.gpr[ESP], 0x0002_FFE0, "only SP wraps");
+    let mut b = [0u8; 4];
+    mem.read_bytes(0x2_0000 + 0xFFE0 + 12, &mut b);
+    assert_eq!(u32::from_le_bytes(b), 0x0002_0000, "the ESP slot");
+}
+
+#[test]
+fn enter32_on_a_16bit_stack_keeps_the_upper_esp_in_ebp() {
+    // enter 8, 0 with a 32-bit operand size
+    let (mut cpu, mut mem) = flat32_small_stack(&[0xC8, 0x08, 0x00, 0x00, 0xF4]);
+    assert_eq!(cpu.run(&mut mem, &mut NullBus, 10), RunExit::Halted);
+    assert_eq!(cpu.state.gpr[EBP], 0x0002_FFFC);
+    assert_eq!(cpu.state.gpr[ESP], 0x0002_FFF4);
+}

@@ -211,7 +211,9 @@ impl Exec<'_> {
         let bp_size = if st32 { 4 } else { 2 };
         let bp = self.reg(5, sz);
         self.push(bp, sz)?;
-        let frame = self.sp();
+        // FrameTemp is the whole ESP after the push (its upper half survives on a 16-bit
+        // stack, as the 386 does).
+        let frame = self.cpu.state.gpr[4];
         if level > 0 {
             let mut ebp = self.reg(5, bp_size);
             for _ in 1..level {

@@ -293,8 +293,16 @@ impl Exec<'_> {
             }
             Op::PopSeg => {
                 let v = self.peek(0, sz)?;
+                // The stack pointer moves on the stack the value came from, before a
+                // POP SS switches to a segment of another size.
+                let esp = self.cpu.state.gpr[4];
+                let new_esp = if self.stack32() {
+                    esp.wrapping_add(sz as u32)
+                } else {
+                    (esp & 0xFFFF_0000) | (esp.wrapping_add(sz as u32) & 0xFFFF)
+                };
                 self.load_seg(i.ext, v as u16)?;
-                self.set_sp(self.sp_plus(sz as u32));
+                self.cpu.state.gpr[4] = new_esp;
                 if i.ext == SegReg::Ss as u8 {
                     self.cpu.state.shadow = true;
                     self.cpu.state.db_shadow = true;
@@ -302,7 +310,9 @@ impl Exec<'_> {
             }
             Op::Pusha => {
                 let g = self.cpu.state.gpr;
-                let sp = self.sp();
+                // The ESP slot holds the register as it was (all 32 bits for PUSHAD, even
+                // on a 16-bit stack).
+                let sp = if sz == 4 { g[4] } else { g[4] & 0xFFFF };
                 // Check the whole frame first so a fault leaves memory untouched.
                 let bottom = self.sp_plus((8 * sz as u32).wrapping_neg());
                 self.probe_write(SegReg::Ss as u8, bottom, sz)?;

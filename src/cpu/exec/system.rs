@@ -414,11 +414,12 @@ impl Exec<'_> {
 
     pub(super) fn arpl(&mut self, i: &Insn) -> Res<()> {
         self.require_protected()?;
-        let l = self.loc(i)?;
-        let d = self.read_loc(l, 2)?;
+        // The destination is written only when its RPL is raised (a read-only segment
+        // faults only then, as on the 386).
+        let d = self.read_rm(i, 2)?;
         let s = self.reg(i.reg, 2);
         if d & 3 < s & 3 {
-            self.write_loc(l, 2, (d & !3) | (s & 3))?;
+            self.write_rm(i, 2, (d & !3) | (s & 3))?;
             self.set_arith(ZF, ZF);
         } else {
             self.set_arith(ZF, 0);
