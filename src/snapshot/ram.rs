@@ -20,10 +20,22 @@ const ZSTD_LEVEL: i32 = 3;
 const KIND_ZERO: u8 = 0;
 const KIND_PAGES: u8 = 1;
 
-fn is_zero(page: &[u8]) -> bool {
+fn is_zero(buf: &[u8]) -> bool {
     // OR-folding fixed-size blocks vectorises; the early exit is per block.
-    page.chunks_exact(64)
+    let blocks = buf.chunks_exact(64);
+    let tail = blocks.remainder();
+    blocks
+        .into_iter()
         .all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0)
+        && tail.iter().all(|&b| b == 0)
+}
+
+/// Zero `buf`, without writing to it if it already is zero: a freshly allocated RAM is
+/// untouched memory that reads as zero without the host committing pages to it.
+fn zero(buf: &mut [u8]) {
+    if !is_zero(buf) {
+        buf.fill(0);
+    }
 }
 
 /// Encode `ram` (its length a multiple of 4 KiB) as a page stream.
@@ -222,7 +234,7 @@ pub fn decode_ram_into(data: &[u8], out: &mut [u8]) -> Result<(), SnapshotError>
             frame,
         }) = desc
         else {
-            chunk.fill(0);
+            zero(chunk);
             continue;
         };
         scratch.resize(stored * PAGE_SIZE, 0);
@@ -245,7 +257,7 @@ pub fn decode_ram_into(data: &[u8], out: &mut [u8]) -> Result<(), SnapshotError>
                 // `stored` pages were counted from this bitmap, so one is always left.
                 page.copy_from_slice(src.next().unwrap_or(&[0; PAGE_SIZE]));
             } else {
-                page.fill(0);
+                zero(page);
             }
         }
     }
