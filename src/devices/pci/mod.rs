@@ -253,8 +253,8 @@ impl PciFunction {
         self.w1cmask.set(off, mask);
     }
 
-    /// Declare BAR `n` (0-5). Sizes are rounded up to a power of two (at least 4 bytes of
-    /// I/O, 16 bytes of memory).
+    /// Declare BAR `n` (0-5). Sizes are rounded up to a power of two: 4 bytes to 64 KiB of
+    /// I/O, 16 bytes to 2 GiB of memory.
     pub fn with_bar(mut self, n: usize, kind: BarKind) -> Self {
         if n >= 6 {
             return self;
@@ -263,11 +263,11 @@ impl PciFunction {
         let (kind, low, mask) = match kind {
             BarKind::Unused => (kind, 0, 0),
             BarKind::Io { size } => {
-                let size = size.max(4).next_power_of_two();
+                let size = size.clamp(4, 1 << 16).next_power_of_two();
                 (BarKind::Io { size }, 1, !(size - 1) & !3)
             }
             BarKind::Mem { size, prefetchable } => {
-                let size = size.max(16).next_power_of_two();
+                let size = size.clamp(16, 1 << 31).next_power_of_two();
                 let low = if prefetchable { 8 } else { 0 };
                 (BarKind::Mem { size, prefetchable }, low, !(size - 1) & !15)
             }
@@ -278,10 +278,10 @@ impl PciFunction {
         self
     }
 
-    /// Declare an expansion ROM of `size` bytes (rounded up to a power of two, at least
-    /// 2 KiB); bit 0 of the ROM BAR enables decoding.
+    /// Declare an expansion ROM of `size` bytes (rounded up to a power of two, 2 KiB to
+    /// 2 GiB); bit 0 of the ROM BAR enables decoding.
     pub fn with_rom(mut self, size: u32) -> Self {
-        let size = size.max(2048).next_power_of_two();
+        let size = size.clamp(2048, 1 << 31).next_power_of_two();
         self.rom_size = size;
         self.set_initial(ROM_BAR, &0u32.to_le_bytes());
         self.set_wmask(ROM_BAR, &((!(size - 1) & !0x7FF) | 1).to_le_bytes());

@@ -158,6 +158,27 @@ fn bar_sizing_and_decode() {
     assert_eq!(bus.rom_bar(d), Some(0xFEB0_0000));
     cfg_write(&mut bus, d, ROM_BAR, 1, 0x00);
     assert_eq!(bus.rom_bar(d), None, "ROM enable bit cleared");
+    // Oversized requests are clamped, not a panic: 2 GiB of memory, 64 KiB of I/O.
+    let big = PciFunction::new(1, 2, 0, 0, 0)
+        .with_bar(
+            0,
+            BarKind::Mem {
+                size: u32::MAX,
+                prefetchable: false,
+            },
+        )
+        .with_bar(1, BarKind::Io { size: 1 << 20 })
+        .with_rom(u32::MAX);
+    let bd = devfn(6, 0);
+    bus.add_function(bd, big).unwrap();
+    for (reg, want) in [
+        (0x10u8, 0x8000_0000u32),
+        (0x14, 0xFFFF_0001),
+        (ROM_BAR, 0x8000_0001),
+    ] {
+        cfg_write(&mut bus, bd, reg, 4, 0xFFFF_FFFF);
+        assert_eq!(cfg_read(&mut bus, bd, reg, 4), want, "register {reg:#x}");
+    }
     // Reset puts every BAR back to unassigned.
     bus.reset();
     assert_eq!(bus.mem_bar(d, 0), None);
