@@ -123,6 +123,13 @@ pub fn pm_io_base(pm: &PciFunction) -> Option<u16> {
 // ---------------------------------------------------------------------------------------
 // The ACPI power-management register block.
 
+/// Where SeaBIOS puts the PM block on this chipset (its `PORT_ACPI_PM_BASE`); a board
+/// that boots both with SeaBIOS and without a BIOS should use the same base in
+/// `PciBus::firmware_setup` and in its FADT.
+pub const SEABIOS_PM_BASE: u16 = 0xB000;
+/// SeaBIOS's SMBus base (SMBBA), stored in configuration space only.
+pub const SEABIOS_SMB_BASE: u16 = 0xB100;
+
 /// PM timer frequency.
 pub const PM_TIMER_HZ: u64 = 3_579_545;
 /// Size of the PM I/O block.
