@@ -102,8 +102,13 @@ impl Ctx {
             this.c1 = false;
             Some(done(v))
         };
+        // By an infinite divisor ST(0) is returned as it is (a denormal raises no UE even
+        // when unmasked); only a pseudo-denormal gets its exponent fixed to 1.
         if b.is_inf() {
-            return unchanged(&mut fc, self);
+            if a.class() == super::float80::Class::PseudoDenormal {
+                return Some(done(F80::new(a.sign(), 1, a.sig)));
+            }
+            return Some(done(a));
         }
         let (sa, ea, ma) = a.unpack();
         let (_, eb, mb) = b.unpack();
