@@ -553,7 +553,8 @@ impl PciBus {
     /// with I/O and bus mastering on; the PM block at `pm_base` (64-byte aligned) enabled,
     /// SCI on interrupt line 9. PAM registers are left alone. Returns the PIRQ routes: the
     /// board sets those IRQs to level-triggered in the ELCR. SeaBIOS itself uses
-    /// [`piix3::SEABIOS_PM_BASE`] (0xB000) and assigns BAR4 from 0xC000 upwards.
+    /// [`piix3::SEABIOS_PM_BASE`] (0xB000; 0x600 with an fw_cfg `etc/table-loader`) and
+    /// assigns BAR4 from 0xC000 upwards.
     pub fn firmware_setup(&mut self, bmide_base: u16, pm_base: u16) -> [u8; 4] {
         let routes = [10u8, 10, 11, 11];
         for (i, &irq) in routes.iter().enumerate() {

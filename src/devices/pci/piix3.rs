@@ -123,12 +123,13 @@ pub fn pm_io_base(pm: &PciFunction) -> Option<u16> {
 // ---------------------------------------------------------------------------------------
 // The ACPI power-management register block.
 
-/// Where SeaBIOS puts the PM block on this chipset (its `PORT_ACPI_PM_BASE`); a board
-/// that boots both with SeaBIOS and without a BIOS should use the same base in
-/// `PciBus::firmware_setup` and in its FADT.
+/// Where SeaBIOS puts the PM block on this chipset (`acpi_pm_base`): 0xB000, moved to
+/// [`SEABIOS_PM_BASE_TABLE_LOADER`] when fw_cfg offers `etc/table-loader` (QEMU-style ACPI
+/// tables). A board that boots both with SeaBIOS and without a BIOS should use the base
+/// SeaBIOS will choose in `PciBus::firmware_setup` and in its FADT.
 pub const SEABIOS_PM_BASE: u16 = 0xB000;
-/// SeaBIOS's SMBus base (SMBBA), stored in configuration space only.
-pub const SEABIOS_SMB_BASE: u16 = 0xB100;
+pub const SEABIOS_PM_BASE_TABLE_LOADER: u16 = 0x0600;
+/// SeaBIOS's SMBus base (SMBBA = PM base + 0x100), stored in configuration space only.
 
 /// PM timer frequency.
 pub const PM_TIMER_HZ: u64 = 3_579_545;
