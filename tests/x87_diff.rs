@@ -319,6 +319,14 @@ fn forms() -> Vec<Form> {
         Stack(2),
         MemK::None,
     ));
+    // FNSTENV after an operation that may have raised an unmasked exception: the masks
+    // it sets clear ES.
+    v.push(form(
+        "fdivp; fnstenv",
+        [vec![0xDE, 0xF9], mem_op(0xD9, 6, far)].concat(),
+        Stack(2),
+        MemK::None,
+    ));
     // FXSAVE: copy the header (without MXCSR) and the eight register fields into the
     // compared buffer; then FXRSTOR the image.
     let mut fx = vec![0x0F, 0xAE, 0x05];

@@ -156,12 +156,15 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// FNSTENV: store the environment, then mask every exception.
+    /// FNSTENV: store the environment, then mask every exception. ES follows the masks,
+    /// so a pending exception is no longer pending (as the host x87 does).
     pub(super) fn fnstenv(&mut self, i: &Insn) -> Res<()> {
         let ea = self.ea(i);
         let b = self.env_image(i.osize);
         self.mem_write_vec(i.seg, ea, &b, i.osize as u32)?;
-        self.cpu.state.fpu.cw |= 0x3F;
+        let cw = self.cpu.state.fpu.cw | 0x3F;
+        self.cpu.state.fpu.set_cw(cw);
+        self.fpu_es_cleared();
         Ok(())
     }
 
