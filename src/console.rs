@@ -235,3 +235,146 @@ mod tests {
         assert!(s.ends_with("\x1b[1;2H\x1b[?25h"));
     }
 }
+
+/// What the terminal shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Display {
+    /// The VGA text screen until the guest first writes to the serial port, then the
+    /// serial port only (firmware and boot loaders draw on VGA; Linux with
+    /// `console=ttyS0` talks on the serial port).
+    Auto,
+    /// The VGA text screen (serial output is still copied, below it).
+    Text,
+    /// The serial port only.
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsoleOptions {
+    pub display: Display,
+    /// Stop after this many instructions of virtual time.
+    pub max_instructions: Option<u64>,
+    /// Sleep so that virtual time does not run ahead of the wall clock (interactive use;
+    /// affects only when host input arrives, never what the guest computes).
+    pub realtime: bool,
+}
+
+/// Why the console stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsoleExit {
+    Machine(crate::machine::MachineExit),
+    /// The user pressed Ctrl-A x.
+    Quit,
+}
+
+/// Drive `m` with the terminal attached: serial and VGA output to stdout, stdin (raw if
+/// it is a terminal, else a pipe or file) to the serial port or the keyboard.
+pub fn run_machine(
+    m: &mut crate::machine::PcMachine,
+    opts: &ConsoleOptions,
+) -> io::Result<ConsoleExit> {
+    use crate::machine::MachineExit;
+    use std::time::{Duration, Instant};
+
+    const SLICE: u64 = 2_000_000;
+    let raw = RawTerminal::enable();
+    let interactive = raw.is_some();
+    let mut out = io::stdout();
+    let mut escape = EscapeFilter::default();
+    let mut stdin_open = true;
+    let mut pending_serial: Vec<u8> = Vec::new();
+    let mut serial_seen = false;
+    let mut last_screen: Option<Vec<u8>> = None;
+    let mut last_render = Instant::now();
+    let start = Instant::now();
+    let t0 = m.cpu.state.icount;
+    let end = opts.max_instructions.map(|n| t0.saturating_add(n));
+    let mut buf = [0u8; 4096];
+    loop {
+        let now = m.cpu.state.icount;
+        let budget = match end {
+            Some(e) if now >= e => return Ok(ConsoleExit::Machine(MachineExit::InstructionLimit)),
+            Some(e) => SLICE.min(e - now),
+            None => SLICE,
+        };
+        let exit = m.run(budget);
+
+        // Guest output.
+        let serial = m.board.com1.take_output();
+        if !serial.is_empty() {
+            if !serial_seen && opts.display == Display::Auto && last_screen.is_some() {
+                out.write_all(b"\x1b[0m\r\n")?;
+            }
+            serial_seen = true;
+            out.write_all(&serial)?;
+        }
+        let show_vga = match opts.display {
+            Display::Text => true,
+            Display::Auto => !serial_seen,
+            Display::None => false,
+        };
+        if show_vga && last_render.elapsed() >= Duration::from_millis(40) {
+            last_render = Instant::now();
+            let screen = m.board.vga.screen();
+            let blank = matches!(&screen, Screen::Text { cells, .. } if cells.iter().all(|c| c.ch == b' ' || c.ch == 0));
+            if !blank || last_screen.is_some() {
+                let frame = render(&screen);
+                if last_screen.as_ref() != Some(&frame) {
+                    out.write_all(&frame)?;
+                    last_screen = Some(frame);
+                }
+            }
+        }
+        out.flush()?;
+
+        // Host input.
+        let idle = exit == MachineExit::Idle;
+        if stdin_open {
+            let wait = if idle { 50 } else { 0 };
+            match read_input(&mut buf, wait)? {
+                None => stdin_open = false,
+                Some(n) => {
+                    let mut guest = Vec::new();
+                    let cmds = if interactive {
+                        escape.filter(&buf[..n], &mut guest)
+                    } else {
+                        guest.extend_from_slice(&buf[..n]);
+                        Vec::new()
+                    };
+                    for c in cmds {
+                        match c {
+                            ConsoleCommand::Quit => return Ok(ConsoleExit::Quit),
+                            ConsoleCommand::Help => out.write_all(HELP.as_bytes())?,
+                            ConsoleCommand::Snapshot => out.write_all(
+                                b"\r\n[x86emu: snapshots are not available in this build]\r\n",
+                            )?,
+                        }
+                    }
+                    if show_vga && opts.display == Display::Auto && !serial_seen {
+                        m.board.kbc.type_terminal_bytes(&guest);
+                    } else {
+                        pending_serial.extend_from_slice(&guest);
+                    }
+                }
+            }
+        } else if idle {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !pending_serial.is_empty() {
+            let n = m.board.com1.push_input(&pending_serial);
+            pending_serial.drain(..n);
+        }
+
+        match exit {
+            MachineExit::InstructionLimit | MachineExit::Idle => {}
+            other => return Ok(ConsoleExit::Machine(other)),
+        }
+        if opts.realtime {
+            let guest = Duration::from_nanos(m.config.clock.ns(m.cpu.state.icount - t0));
+            let wall = start.elapsed();
+            if guest > wall + Duration::from_millis(5) {
+                std::thread::sleep((guest - wall).min(Duration::from_millis(20)));
+            }
+        }
+    }
+}

@@ -42,20 +42,50 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct BootArgs {
-    /// Disk image (raw) to boot from.
+    /// Disk image (raw) to boot from (IDE primary master).
     disk: Option<std::path::PathBuf>,
+    /// A second disk image (IDE primary slave).
+    #[arg(long)]
+    hdb: Option<std::path::PathBuf>,
+    /// An ISO image in the CD-ROM drive (IDE secondary master).
+    #[arg(long)]
+    cdrom: Option<std::path::PathBuf>,
     /// BIOS image (default: SeaBIOS from /usr/share/seabios or /usr/share/qemu).
     #[arg(long)]
     bios: Option<std::path::PathBuf>,
+    /// Boot this kernel directly, without firmware (Linux bzImage or Multiboot v1).
+    #[arg(long)]
+    kernel: Option<std::path::PathBuf>,
+    /// Initrd for --kernel (Multiboot: module 0).
+    #[arg(long, requires = "kernel")]
+    initrd: Option<std::path::PathBuf>,
+    /// Kernel command line for --kernel.
+    #[arg(long, requires = "kernel", default_value = "")]
+    append: String,
     /// RAM size in MiB.
     #[arg(short = 'm', long, default_value_t = 128)]
     memory: u64,
+    /// What the terminal shows: auto (VGA text until the guest uses the serial port),
+    /// text (VGA text), none (serial only).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "text", "none"])]
+    display: String,
     /// Stop after this many instructions of virtual time.
     #[arg(long)]
     max_instructions: Option<u64>,
+    /// Run as fast as possible instead of pacing virtual time to the wall clock
+    /// (the default when stdin is not a terminal).
+    #[arg(long)]
+    no_realtime: bool,
     /// Copy the firmware's debug output (port 0x402) to stderr.
     #[arg(long)]
     firmware_debug: bool,
+}
+
+fn read_file(what: &str, p: &std::path::Path) -> Result<Vec<u8>, ExitCode> {
+    std::fs::read(p).map_err(|e| {
+        eprintln!("x86emu: cannot read {what} {}: {e}", p.display());
+        ExitCode::from(1)
+    })
 }
 
 const BIOS_SEARCH: &[&str] = &[
@@ -66,29 +96,46 @@ const BIOS_SEARCH: &[&str] = &[
 ];
 
 fn boot(a: BootArgs) -> ExitCode {
+    use x86emu::console::{ConsoleExit, ConsoleOptions, Display};
     use x86emu::machine::{BootSource, MachineExit, PcConfig, PcMachine};
-    let bios_path = match a.bios {
-        Some(p) => p,
-        None => match BIOS_SEARCH
-            .iter()
-            .map(std::path::PathBuf::from)
-            .find(|p| p.exists())
-        {
+    let source = if let Some(k) = &a.kernel {
+        let kernel = match read_file("kernel", k) {
+            Ok(b) => b,
+            Err(c) => return c,
+        };
+        let initrd = match &a.initrd {
+            Some(p) => match read_file("initrd", p) {
+                Ok(b) => Some(b),
+                Err(c) => return c,
+            },
+            None => None,
+        };
+        BootSource::Kernel {
+            kernel,
+            initrd,
+            cmdline: a.append.clone(),
+        }
+    } else {
+        let bios_path = match a.bios {
             Some(p) => p,
-            None => {
-                eprintln!(
-                    "x86emu: no BIOS found (looked in {}); install the Debian package `seabios` or pass --bios FILE",
-                    BIOS_SEARCH.join(", ")
-                );
-                return ExitCode::from(1);
-            }
-        },
-    };
-    let bios = match std::fs::read(&bios_path) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("x86emu: cannot read BIOS {}: {e}", bios_path.display());
-            return ExitCode::from(1);
+            None => match BIOS_SEARCH
+                .iter()
+                .map(std::path::PathBuf::from)
+                .find(|p| p.exists())
+            {
+                Some(p) => p,
+                None => {
+                    eprintln!(
+                        "x86emu: no BIOS found (looked in {}); install the Debian package `seabios` or pass --bios FILE",
+                        BIOS_SEARCH.join(", ")
+                    );
+                    return ExitCode::from(1);
+                }
+            },
+        };
+        match read_file("BIOS", &bios_path) {
+            Ok(b) => BootSource::Bios(b),
+            Err(c) => return c,
         }
     };
     let vga_bios = [
@@ -103,43 +150,88 @@ fn boot(a: BootArgs) -> ExitCode {
         vga_bios,
         ..PcConfig::default()
     };
-    let mut m = match PcMachine::new(config, BootSource::Bios(bios)) {
+    let mut drives = x86emu::devices::ide::IdeDrives::new();
+    let mut attach =
+        |path: &std::path::Path, cd: bool, ch: usize, unit: usize| -> Result<(), ExitCode> {
+            let fail = |e: String| {
+                eprintln!("x86emu: {}: {e}", path.display());
+                ExitCode::from(1)
+            };
+            let base = x86emu::disk::RawFileDisk::open(path).map_err(|e| fail(e.to_string()))?;
+            // Guest writes go to a copy-on-write overlay: the image file is never modified.
+            let disk = Box::new(x86emu::disk::CowDisk::new(Box::new(base)));
+            if cd {
+                drives.attach_cdrom(ch, unit, Some(disk))
+            } else {
+                drives.attach_hard_disk(ch, unit, disk)
+            }
+            .map_err(|e| fail(e.to_string()))
+        };
+    // Primary master: the boot disk; primary slave: --hdb; secondary master: --cdrom.
+    if let Some(d) = &a.disk {
+        if let Err(c) = attach(d, false, 0, 0) {
+            return c;
+        }
+    }
+    if let Some(d) = &a.hdb {
+        if let Err(c) = attach(d, false, 0, 1) {
+            return c;
+        }
+    }
+    if let Some(d) = &a.cdrom {
+        if let Err(c) = attach(d, true, 1, 0) {
+            return c;
+        }
+    }
+    let mut m = match PcMachine::new(config, source, drives) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("x86emu: {e}");
             return ExitCode::from(1);
         }
     };
-    let _ = a.disk;
-    let exit = m.run(a.max_instructions.unwrap_or(u64::MAX));
+    let opts = ConsoleOptions {
+        display: match a.display.as_str() {
+            "text" => Display::Text,
+            "none" => Display::None,
+            _ => Display::Auto,
+        },
+        max_instructions: a.max_instructions,
+        realtime: !a.no_realtime && x86emu::console::stdin_is_tty(),
+    };
+    let exit = match x86emu::console::run_machine(&mut m, &opts) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("x86emu: terminal error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let s = &m.cpu.state;
     let cs = s.seg[SegReg::Cs as usize].selector;
     match exit {
-        MachineExit::PowerOff => ExitCode::from(0),
-        MachineExit::DebugExit(v) => ExitCode::from(((v << 1) | 1) as u8),
-        MachineExit::InstructionLimit => {
+        ConsoleExit::Quit => ExitCode::from(0),
+        ConsoleExit::Machine(MachineExit::PowerOff) => ExitCode::from(0),
+        ConsoleExit::Machine(MachineExit::DebugExit(v)) => ExitCode::from(((v << 1) | 1) as u8),
+        ConsoleExit::Machine(MachineExit::InstructionLimit) => {
             eprintln!(
-                "x86emu: instruction limit reached at {cs:04x}:{:08x}",
+                "\r\nx86emu: instruction limit reached at {cs:04x}:{:08x}",
                 s.eip
             );
             ExitCode::from(124)
         }
-        MachineExit::Dead => {
+        ConsoleExit::Machine(MachineExit::Dead) => {
             eprintln!(
-                "x86emu: the CPU halted with interrupts disabled at {cs:04x}:{:08x}",
+                "\r\nx86emu: the CPU halted with interrupts disabled at {cs:04x}:{:08x}",
                 s.eip
             );
             ExitCode::from(2)
         }
-        MachineExit::Idle => {
-            eprintln!(
-                "x86emu: the guest waits for input that cannot come (at {cs:04x}:{:08x})",
-                s.eip
-            );
+        ConsoleExit::Machine(MachineExit::Idle) => {
+            eprintln!("\r\nx86emu: the guest waits for input that cannot come");
             ExitCode::from(2)
         }
-        MachineExit::Unsupported { what, cs, eip } => {
-            eprintln!("x86emu: unsupported: {what} at {cs:04x}:{eip:08x}");
+        ConsoleExit::Machine(MachineExit::Unsupported { what, cs, eip }) => {
+            eprintln!("\r\nx86emu: unsupported: {what} at {cs:04x}:{eip:08x}");
             ExitCode::from(2)
         }
     }

@@ -17,6 +17,7 @@ use crate::devices::cmos::{Cmos, PcCmosOptions};
 use crate::devices::debug::DebugPorts;
 use crate::devices::fw_cfg::FwCfg;
 use crate::devices::i8042::I8042;
+use crate::devices::ide::{IdeController, IdeDrives};
 use crate::devices::ioapic::{self, IoApic};
 use crate::devices::lapic::{self, LocalApic};
 use crate::devices::pci::piix3::{AcpiPm, APM_CNT_PORT, APM_STS_PORT};
@@ -48,6 +49,9 @@ pub struct PcBoard {
     pub ioapic: IoApic,
     pub pci: PciBus,
     pub pm: AcpiPm,
+    pub ide: IdeController,
+    /// The disks behind the IDE controller (host attachments, not guest state).
+    pub drives: IdeDrives,
     pub fw_cfg: FwCfg,
     pub vga: Vga,
     pub port92: SystemControlA,
@@ -74,7 +78,7 @@ fn ioapic_pin(irq: usize) -> usize {
 }
 
 impl PcBoard {
-    pub fn new(config: &PcConfig, fw_cfg: FwCfg) -> PcBoard {
+    pub fn new(config: &PcConfig, fw_cfg: FwCfg, drives: IdeDrives) -> PcBoard {
         let mut pci = PciBus::new();
         if let Some(pm) = pci.function_mut(crate::devices::pci::PM_DEVFN) {
             // This board has no System Management Mode. As QEMU does with smm=off, mark
@@ -98,6 +102,8 @@ impl PcBoard {
             ioapic: IoApic::new(1),
             pci,
             pm: AcpiPm::new(),
+            ide: IdeController::new(&drives),
+            drives,
             fw_cfg,
             vga: Vga::new(),
             port92: SystemControlA::default(),
@@ -119,6 +125,17 @@ impl PcBoard {
     /// The I/O base of the ACPI power-management block: where SeaBIOS programs the
     /// PIIX4 PMBA (and where direct kernel boot puts it), as the ACPI tables describe.
     pub const PM_BASE: u16 = 0x600;
+    /// Where direct kernel boot puts the IDE bus-master block (SeaBIOS picks its own).
+    pub const BMIDE_BASE: u16 = 0xC000;
+
+    /// Program the edge/level control registers (direct boot does what firmware would).
+    pub fn set_elcr(&mut self, mask: u16) {
+        let t = self.time();
+        self.pic
+            .io_write(crate::devices::pic::ELCR_MASTER, 1, (mask & 0xFF) as u32, t);
+        self.pic
+            .io_write(crate::devices::pic::ELCR_SLAVE, 1, (mask >> 8) as u32, t);
+    }
 
     pub fn pm_ports() -> PmPorts {
         PmPorts {
@@ -144,6 +161,8 @@ impl PcBoard {
         self.pci.reset();
         self.pm.reset();
         self.pm.set_base(self.pci.pm_io_base());
+        self.ide.reset();
+        self.ide.set_bm_base(self.pci.bmide_base());
         self.fw_cfg.reset();
         self.vga.reset();
         self.port92 = SystemControlA::default();
@@ -214,6 +233,9 @@ impl PcBoard {
         self.set_isa_irq(8, rtc);
         let com1 = self.com1.irq_level();
         self.set_isa_irq(uart::COM1_IRQ as usize, com1);
+        let (ide0, ide1) = (self.ide.irq_level(0), self.ide.irq_level(1));
+        self.set_isa_irq(14, ide0);
+        self.set_isa_irq(15, ide1);
         let sci = self.pm.sci_level();
         self.set_isa_irq(crate::firmware::acpi::SCI_IRQ as usize, sci);
         self.pump_apic();
@@ -251,12 +273,16 @@ impl PcBoard {
             0x60 | 0x64 => self.kbc.io_read(port, size, t),
             uart::COM1_BASE..=0x3FF => self.com1.io_read(port, size, t),
             0xCF8..=0xCFF => self.pci.io_read(port, size, t),
+            0x1F0..=0x1F7 | 0x3F6 | 0x170..=0x177 | 0x376 => {
+                self.ide.io_read(port, size, &mut self.drives)
+            }
             APM_CNT_PORT..=APM_STS_PORT => self.pm.io_read(port, size, t),
             sysctl::PORT if size == 1 => self.port92.read() as u32,
             0x510..=0x511 => self.fw_cfg.io_read(port, size, t),
             0x3B0..=0x3DF | vga::VBE_INDEX_PORT..=0x1D0 => self.vga.io_read(port, size, t),
             0xE9 | 0xF4 | 0x80 => self.debug.io_read(port, size),
             _ if self.pm_offset(port).is_some() => self.pm.io_read(port, size, t),
+            _ if self.bm_offset(port) => self.ide.io_read(port, size, &mut self.drives),
             _ => all_ones(size),
         }
     }
@@ -271,8 +297,14 @@ impl PcBoard {
             uart::COM1_BASE..=0x3FF => self.com1.io_write(port, size, value, t),
             0xCF8..=0xCFF => {
                 self.pci.io_write(port, size, value, t);
-                self.pm.set_base(self.pci.pm_io_base());
+                if self.pci.take_config_changed() {
+                    self.pm.set_base(self.pci.pm_io_base());
+                    self.ide.set_bm_base(self.pci.bmide_base());
+                }
                 self.reset_requested |= self.pci.take_reset();
+            }
+            0x1F0..=0x1F7 | 0x3F6 | 0x170..=0x177 | 0x376 => {
+                self.ide.io_write(port, size, value, &mut self.drives)
             }
             APM_CNT_PORT..=APM_STS_PORT => self.pm.io_write(port, size, value, t),
             sysctl::PORT if size == 1 => self.reset_requested |= self.port92.write(value as u8),
@@ -285,8 +317,15 @@ impl PcBoard {
             }
             0xE9 | 0xF4 | 0x80 => self.debug.io_write(port, size, value),
             _ if self.pm_offset(port).is_some() => self.pm.io_write(port, size, value, t),
+            _ if self.bm_offset(port) => self.ide.io_write(port, size, value, &mut self.drives),
             _ => {}
         }
+    }
+
+    fn bm_offset(&self, port: u16) -> bool {
+        self.ide
+            .bm_base()
+            .is_some_and(|b| port.wrapping_sub(b) < 16)
     }
 
     fn lapic_offset(&self, addr: u32) -> Option<u32> {
@@ -384,6 +423,10 @@ impl Bus for PcBoard {
         // The chipset ORs the two A20 sources (port 0x92 and the keyboard controller).
         mem.set_a20(self.port92.a20() || self.kbc.a20());
         self.pci.sync_memory(mem);
+        if self.ide.dma_pending() && self.pci.bus_master(crate::devices::pci::IDE_DEVFN) {
+            self.ide.run_dma(mem, &mut self.drives);
+            self.update_irqs();
+        }
     }
 
     fn take_stop(&mut self) -> Option<StopRequest> {

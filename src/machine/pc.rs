@@ -21,6 +21,13 @@ pub enum BootSource {
     /// A BIOS image (64, 128 or 256 KiB; SeaBIOS's `bios-256k.bin`): mapped at the top
     /// of 4 GiB with its last 128 KiB (or all of a smaller image) below 1 MiB.
     Bios(Vec<u8>),
+    /// A kernel loaded directly, without firmware: a Linux bzImage (boot protocol) or a
+    /// Multiboot v1 image; `initrd` becomes the initrd or module 0.
+    Kernel {
+        kernel: Vec<u8>,
+        initrd: Option<Vec<u8>>,
+        cmdline: String,
+    },
 }
 
 /// The machine configuration. It is part of a snapshot and checked on resume.
@@ -114,7 +121,12 @@ pub fn e820_map(ram: u64) -> Vec<(u64, u64, u32)> {
 }
 
 impl PcMachine {
-    pub fn new(config: PcConfig, boot: BootSource) -> Result<PcMachine, MachineError> {
+    /// A PC with `config`, starting from `boot`, with `drives` on the IDE controller.
+    pub fn new(
+        config: PcConfig,
+        boot: BootSource,
+        drives: crate::devices::ide::IdeDrives,
+    ) -> Result<PcMachine, MachineError> {
         let ram = config.ram_size;
         if !(MIN_RAM..=MAX_RAM).contains(&ram) || ram % (1 << 20) != 0 {
             return Err(MachineError(format!(
@@ -133,10 +145,10 @@ impl PcMachine {
         if let Some(rom) = &config.vga_bios {
             fw_cfg.add_file("vgaroms/vgabios-isavga.bin", rom.clone());
         }
-        match &boot {
-            BootSource::Bios(image) => map_bios(&mut mem, image)?,
+        if let BootSource::Bios(image) = &boot {
+            map_bios(&mut mem, image)?;
         }
-        let board = PcBoard::new(&config, fw_cfg);
+        let board = PcBoard::new(&config, fw_cfg, drives);
         let mut m = PcMachine {
             config,
             cpu: Cpu::new(),
@@ -144,7 +156,101 @@ impl PcMachine {
             board,
         };
         m.reset();
+        if let BootSource::Kernel {
+            kernel,
+            initrd,
+            cmdline,
+        } = &boot
+        {
+            m.load_kernel(kernel, initrd.as_deref(), cmdline)?;
+        }
         Ok(m)
+    }
+
+    /// Where direct kernel boot puts the ACPI tables (in the BIOS area, where an OS
+    /// scans for the RSDP).
+    pub const ACPI_BASE: u32 = 0xE_0000;
+
+    /// Direct kernel boot: do what firmware would have done (PCI power-management base,
+    /// ACPI tables in RAM), load the kernel per its protocol and enter it.
+    fn load_kernel(
+        &mut self,
+        kernel: &[u8],
+        initrd: Option<&[u8]>,
+        cmdline: &str,
+    ) -> Result<(), MachineError> {
+        use crate::boot::{self, e820::E820Entry, e820::E820Type, KernelKind};
+        let err = |e: boot::BootError| MachineError(format!("cannot boot the kernel: {e}"));
+        // PCI set up as SeaBIOS leaves it: PIRQ routing (level-triggered lines), the IDE
+        // bus-master block, the PM block at PM_BASE.
+        let routes = self
+            .board
+            .pci
+            .firmware_setup(PcBoard::BMIDE_BASE, PcBoard::PM_BASE);
+        let mut elcr: u16 = 0;
+        for irq in routes {
+            elcr |= 1 << irq;
+        }
+        self.board.set_elcr(elcr);
+        self.board.pm.set_base(self.board.pci.pm_io_base());
+        self.board.ide.set_bm_base(self.board.pci.bmide_base());
+        let acpi = AcpiTables::build(Self::ACPI_BASE, PcBoard::pm_ports());
+        self.mem.write_bytes(Self::ACPI_BASE, &acpi.bytes);
+        let ram = self.config.ram_size as u32;
+        let (regions, zero, entry) = match boot::detect(kernel) {
+            KernelKind::BzImage => {
+                let mut opts = boot::linux::LinuxBootOptions::new(ram);
+                opts.acpi_rsdp = Some(acpi.rsdp);
+                opts.e820_extra.push(E820Entry {
+                    addr: Self::ACPI_BASE as u64,
+                    size: acpi.bytes.len().next_multiple_of(4096) as u64,
+                    kind: E820Type::Acpi,
+                });
+                let s =
+                    boot::linux::load_linux_with(kernel, initrd, cmdline, &opts).map_err(err)?;
+                (s.regions, Vec::new(), s.entry)
+            }
+            KernelKind::Multiboot => {
+                let s =
+                    boot::multiboot::load_multiboot(kernel, initrd, cmdline, ram).map_err(err)?;
+                (s.regions, s.zero_fill, s.entry)
+            }
+            KernelKind::Unknown => {
+                return Err(MachineError(
+                    "the kernel is neither a Linux bzImage nor a Multiboot image".into(),
+                ))
+            }
+        };
+        for r in &regions {
+            self.mem.write_bytes(r.addr, &r.bytes);
+        }
+        for &(addr, len) in &zero {
+            self.mem.write_bytes(addr, &vec![0; len as usize]);
+        }
+        let s = &mut self.cpu.state;
+        s.enter_flat32();
+        s.seg[crate::cpu::SegReg::Cs as usize].selector = entry.gdt.cs;
+        for seg in [
+            crate::cpu::SegReg::Ds,
+            crate::cpu::SegReg::Es,
+            crate::cpu::SegReg::Ss,
+            crate::cpu::SegReg::Fs,
+            crate::cpu::SegReg::Gs,
+        ] {
+            s.seg[seg as usize].selector = entry.gdt.ds;
+        }
+        s.gdtr = crate::cpu::state::TableReg {
+            base: entry.gdt.base,
+            limit: entry.gdt.limit as u32,
+        };
+        s.cr0 = entry.cr0;
+        s.set_eflags(entry.eflags);
+        s.gpr = [
+            entry.eax, entry.ecx, entry.edx, entry.ebx, entry.esp, entry.ebp, entry.esi, entry.edi,
+        ];
+        s.eip = entry.eip;
+        self.cpu.flush_caches();
+        Ok(())
     }
 
     /// RESET: CPU to its power-on state, devices reset, RAM kept.
