@@ -360,7 +360,9 @@ pub fn run_machine(
         } else if idle {
             std::thread::sleep(Duration::from_millis(20));
         }
-        if !pending_serial.is_empty() {
+        // Input waits until a guest driver listens on the port (before that, a FIFO
+        // reset at driver start would drop it): scripts can pipe commands right away.
+        if !pending_serial.is_empty() && m.board.com1.receiving() {
             let n = m.board.com1.push_input(&pending_serial);
             pending_serial.drain(..n);
         }

@@ -179,21 +179,7 @@ const EXCLUSIONS: &[Exclusion] = &[
              limit'). The test's RAM holds no IVT entry for vector 12",
         matches: ss_wrap_gp,
     },
-    Exclusion {
-        name: "x87-not-implemented",
-        applies_to: "D8-DF (x87 escapes)",
-        predicate: "any x87 escape instruction",
-        reason: "TEMPORARY, until the FPU lands (issue 5): the 286 bench had no coprocessor, so \
-             ESC only checked its memory operand and moved on; a P6 executes the x87 operation, \
-             which changes only FPU state that these tests do not record, so the tests do apply \
-             to a P6. This build stops with 'unsupported' on x87 arithmetic instead of faking it",
-        matches: x87_escape,
-    },
 ];
-
-fn x87_escape(c: &Ctx<'_>) -> bool {
-    matches!(c.insn.opcode, 0xD8..=0xDF)
-}
 
 fn longer_than_10(c: &Ctx<'_>) -> bool {
     c.insn.len > 10 && c.expected_vector() == Some(13)

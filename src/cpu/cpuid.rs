@@ -14,9 +14,13 @@ pub mod edx1 {
     pub const MSR: u32 = 1 << 5;
     pub const PAE: u32 = 1 << 6;
     pub const CX8: u32 = 1 << 8;
+    /// On-chip local APIC (the PC board has one at 0xFEE00000).
+    pub const APIC: u32 = 1 << 9;
     pub const SEP: u32 = 1 << 11;
     pub const PGE: u32 = 1 << 13;
     pub const CMOV: u32 = 1 << 15;
+    /// FXSAVE/FXRSTOR and CR4.OSFXSR.
+    pub const FXSR: u32 = 1 << 24;
 }
 
 /// Leaf 0x80000001 EDX.
@@ -52,7 +56,7 @@ pub fn cpuid(leaf: u32, _subleaf: u32) -> [u32; 4] {
             SIGNATURE,
             0,
             0,
-            FPU | DE | PSE | TSC | MSR | PAE | CX8 | SEP | PGE | CMOV,
+            FPU | DE | PSE | TSC | MSR | PAE | CX8 | APIC | SEP | PGE | CMOV | FXSR,
         ],
         0x8000_0000 => [0x8000_0004, 0, 0, 0],
         0x8000_0001 => [0, 0, 0, edx_ext::NX],

@@ -184,6 +184,12 @@ impl Uart16550 {
         u
     }
 
+    /// Whether the guest listens for received data (IER.ERBFI set): a driver has opened
+    /// the port.
+    pub fn receiving(&self) -> bool {
+        self.ier & IER_ERBFI != 0
+    }
+
     pub fn base(&self) -> u16 {
         self.base
     }

@@ -192,6 +192,14 @@ impl PcMachine {
             elcr |= 1 << irq;
         }
         self.board.set_elcr(elcr);
+        // Shadow RAM read/write everywhere below 1 MiB (PAM0 high nibble, PAM1-PAM6), as
+        // firmware leaves it: the ACPI tables live there.
+        let host = crate::devices::pci::HOST_BRIDGE_DEVFN;
+        self.board.pci.config_write(host, 0x59, 1, 0x30);
+        for reg in 0x5A..=0x5F {
+            self.board.pci.config_write(host, reg, 1, 0x33);
+        }
+        self.board.pci.sync_memory(&mut self.mem);
         self.board.pm.set_base(self.board.pci.pm_io_base());
         self.board.ide.set_bm_base(self.board.pci.bmide_base());
         let acpi = AcpiTables::build(Self::ACPI_BASE, PcBoard::pm_ports());

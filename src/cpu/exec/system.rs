@@ -16,9 +16,17 @@ pub const MSR_SYSENTER_ESP: u32 = 0x175;
 pub const MSR_SYSENTER_EIP: u32 = 0x176;
 pub const MSR_EFER: u32 = 0xC000_0080;
 
-/// CR4 bits this model accepts: VME, PVI (not advertised yet) and OSFXSR/OSXMMEXCPT
-/// (with the SSE work) are refused with #GP.
-const CR4_VALID: u32 = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8);
+/// CR4 bits this model accepts: TSD, DE, PSE, PAE, MCE, PGE, PCE, OSFXSR (FXSAVE/FXRSTOR
+/// exist) and OSXMMEXCPT. VME and PVI are not implemented (and not advertised): #GP.
+const CR4_VALID: u32 = (1 << 2)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 6)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 9)
+    | (1 << 10);
 
 impl Exec<'_> {
     pub(super) fn require_cpl0(&self) -> Res<()> {
