@@ -300,11 +300,8 @@ impl Vga {
             return;
         }
         match i {
-            vbe::ID => {
-                if (0xB0C0..=vbe::ID5).contains(&v) {
-                    self.vbe[i] = v;
-                }
-            }
+            vbe::ID if (0xB0C0..=vbe::ID5).contains(&v) => self.vbe[i] = v,
+            vbe::ID => {}
             vbe::XRES => self.vbe[i] = v.min(vbe::MAX_XRES) & !7,
             vbe::YRES => self.vbe[i] = v.min(vbe::MAX_YRES),
             vbe::BPP => {

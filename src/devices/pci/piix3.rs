@@ -129,8 +129,6 @@ pub fn pm_io_base(pm: &PciFunction) -> Option<u16> {
 /// SeaBIOS will choose in `PciBus::firmware_setup` and in its FADT.
 pub const SEABIOS_PM_BASE: u16 = 0xB000;
 pub const SEABIOS_PM_BASE_TABLE_LOADER: u16 = 0x0600;
-/// SeaBIOS's SMBus base (SMBBA = PM base + 0x100), stored in configuration space only.
-
 /// PM timer frequency.
 pub const PM_TIMER_HZ: u64 = 3_579_545;
 /// Size of the PM I/O block.
