@@ -15,7 +15,13 @@ fn guest_dir() -> PathBuf {
     let d = std::env::var_os("X86EMU_LINUX_GUEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/linux-guest"));
-    for f in ["bzImage", "initrd.img", "disk.img", "boot.iso", "cmdline.txt"] {
+    for f in [
+        "bzImage",
+        "initrd.img",
+        "disk.img",
+        "boot.iso",
+        "cmdline.txt",
+    ] {
         assert!(
             d.join(f).exists(),
             "{} is missing: build the Linux test guest with `test-roms/linux/build.sh` \
@@ -44,8 +50,8 @@ fn boot(args: &[&str], commands: &str) -> (Option<i32>, String) {
         .write_all(commands.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code(), text)
 }
 
@@ -63,7 +69,10 @@ fn md5_of_prefix(path: &Path, bytes: usize) -> String {
 
 fn assert_ok(code: Option<i32>, text: &str, wants: &[&str]) {
     for w in wants {
-        assert!(text.contains(w), "missing {w:?} in the guest output:\n{text}");
+        assert!(
+            text.contains(w),
+            "missing {w:?} in the guest output:\n{text}"
+        );
     }
     assert_eq!(code, Some(0), "x86emu did not exit 0 (poweroff):\n{text}");
 }
@@ -101,7 +110,10 @@ fn direct_linux_boot_runs_commands_reads_the_disk_and_powers_off() {
 #[test]
 fn seabios_boots_linux_from_the_ide_disk() {
     let g = guest_dir();
-    let (code, text) = boot(&[g.join("disk.img").to_str().unwrap()], "uname -r\npoweroff -f\n");
+    let (code, text) = boot(
+        &[g.join("disk.img").to_str().unwrap()],
+        "uname -r\npoweroff -f\n",
+    );
     assert_ok(code, &text, &["X86EMU-GUEST-READY", "6.1.0-"]);
 }
 
