@@ -78,3 +78,27 @@ fn bad_rom_size_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rom.bin"));
 }
+
+#[test]
+fn multiboot_kernel_boots_directly_with_cmdline_and_module() {
+    let kernel = assemble("multiboot");
+    let module = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mod0.bin");
+    std::fs::write(&module, b"MOD0 module payload").unwrap();
+    let out = x86emu(&[
+        "boot",
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--initrd",
+        module.to_str().unwrap(),
+        "--append",
+        "hello mb",
+        "--display",
+        "none",
+        "--max-instructions",
+        "10000000",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("multiboot: ok"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    // isa-debug-exit with value 0.
+    assert_eq!(out.status.code(), Some(1));
+}
