@@ -4,7 +4,7 @@
 //! be rejected by us too. Instructions outside the model (SSE, MMX, AVX, ...) must be
 //! rejected by us; x87 escapes only need the right length (the FPU executes them).
 
-use iced_x86::{CpuidFeature as F, Decoder, DecoderOptions, Mnemonic};
+use iced_x86::{Code, CpuidFeature as F, Decoder, DecoderOptions, Mnemonic};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use x86emu::cpu::decode::{decode, DecodeError, Op};
 
@@ -31,7 +31,8 @@ fn in_model(features: &[F]) -> Option<bool> {
             | F::RDPMC
             | F::MULTIBYTENOP
             | F::PAUSE
-            | F::FXSR => {}
+            | F::FXSR
+            | F::MMX => {}
             F::FPU | F::FPU287 | F::FPU387 => x87 = true,
             _ => return None,
         }
@@ -70,6 +71,9 @@ fn run(bitness: u32, samples: usize, seed: u64) {
                 Mnemonic::Ud0 | Mnemonic::Ud1 | Mnemonic::Ud2
             ) {
             None
+        } else if ins.code() == Code::Paddq_mm_mmm64 {
+            // iced lists PADDQ mm as MMX; the SDM says SSE2 (as for PSUBQ and PMULUDQ).
+            in_model(&[F::SSE2])
         } else {
             in_model(ins.cpuid_features())
         };

@@ -19,6 +19,8 @@ pub mod edx1 {
     pub const SEP: u32 = 1 << 11;
     pub const PGE: u32 = 1 << 13;
     pub const CMOV: u32 = 1 << 15;
+    /// MMX: MM0-MM7 aliasing the x87 registers, EMMS.
+    pub const MMX: u32 = 1 << 23;
     /// FXSAVE/FXRSTOR and CR4.OSFXSR.
     pub const FXSR: u32 = 1 << 24;
 }
@@ -56,7 +58,7 @@ pub fn cpuid(leaf: u32, _subleaf: u32) -> [u32; 4] {
             SIGNATURE,
             0,
             0,
-            FPU | DE | PSE | TSC | MSR | PAE | CX8 | APIC | SEP | PGE | CMOV | FXSR,
+            FPU | DE | PSE | TSC | MSR | PAE | CX8 | APIC | SEP | PGE | CMOV | MMX | FXSR,
         ],
         0x8000_0000 => [0x8000_0004, 0, 0, 0],
         0x8000_0001 => [0, 0, 0, edx_ext::NX],

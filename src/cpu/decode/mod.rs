@@ -7,7 +7,10 @@
 //! have decode to an error that the caller turns into #UD; instructions longer than 15
 //! bytes give [`DecodeError::TooLong`] (#GP(0)).
 
+mod simd;
 mod tables;
+
+pub use simd::{PFX_66, PFX_F2, PFX_F3, PFX_NONE};
 
 pub use tables::Op;
 
@@ -112,6 +115,7 @@ pub(crate) mod form {
     pub const REG0: u32 = 1 << 12; // implicit register operand 0 (AL/AX/EAX) as r/m
     pub const OPREG: u32 = 1 << 13; // register number in opcode bits 0-2 → rm (reg form)
     pub const W16: u32 = 1 << 14; // operand size is always 16 (MOV Sreg, ARPL, ...)
+    pub const REGONLY: u32 = 1 << 15; // memory form is #UD
 }
 
 struct Reader<'a> {
@@ -218,6 +222,12 @@ pub fn decode(bytes: &[u8], code32: bool) -> Result<Insn, DecodeError> {
     if op == Op::Ud || !tables::valid_modrm_use(opcode, modrm_byte) {
         return Err(DecodeError::Invalid);
     }
+    if op == Op::Simd {
+        let pfx = simd::prefix(opsize_prefix, rep);
+        fm |= simd::form(ext, pfx, insn.reg, modrm_byte >> 6 == 3).ok_or(DecodeError::Invalid)?;
+        insn.imm2 = pfx as u32;
+        insn.rep = REP_NONE;
+    }
     // FXSAVE/FXRSTOR are "NP" encodings: a 66, F2 or F3 prefix makes them #UD.
     if opcode == 0x1AE && (opsize_prefix || rep != REP_NONE) {
         return Err(DecodeError::Invalid);
@@ -232,7 +242,7 @@ pub fn decode(bytes: &[u8], code32: bool) -> Result<Insn, DecodeError> {
     if fm & OPREG != 0 {
         insn.rm = (opcode & 7) as u8;
     }
-    if fm & MEMONLY != 0 && !insn.is_mem() {
+    if fm & MEMONLY != 0 && !insn.is_mem() || fm & REGONLY != 0 && insn.is_mem() {
         return Err(DecodeError::Invalid);
     }
     if fm & MOFFS != 0 {

@@ -163,6 +163,9 @@ pub enum Op {
     Fpu,
     /// Hint NOP with a ModRM operand (0F 18..0F 1F).
     NopE,
+    /// MMX/SSE/SSE2 (0F map): ext = second opcode byte, imm2 = mandatory prefix
+    /// (see [`super::simd`]); validity and immediates come from `simd::form`.
+    Simd,
 }
 
 const U: (Op, u32, u8) = (Op::Ud, 0, 0);
@@ -353,6 +356,8 @@ pub(super) fn lookup(opc: u16) -> (Op, u32, u8) {
         0x1C1 => (Xadd, M | LOCKOK, 0),
         0x1C7 => (Ud, M, 0),
         0x1C8..=0x1CF => (Bswap, OPREG, 0),
+        0x177 => (Simd, 0, 0x77),
+        _ if super::simd::is_simd_opcode(opc) => (Simd, M, (opc & 0xFF) as u8),
         _ => U,
     }
 }

@@ -577,6 +577,7 @@ impl Exec<'_> {
             Op::Sysenter => self.sysenter()?,
             Op::Sysexit => self.sysexit()?,
             Op::Fpu => self.fpu(i)?,
+            Op::Simd => self.simd(i)?,
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ mod dispatch;
 mod intr;
 mod paging;
 mod segments;
+mod simd;
 mod string;
 mod system;
 mod task;

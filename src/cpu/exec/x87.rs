@@ -114,7 +114,7 @@ impl Exec<'_> {
 
     /// Report a pending unmasked x87 exception before a waiting instruction: #MF with
     /// CR0.NE = 1; with NE = 0 assert FERR# (the board turns it into IRQ 13) and go on.
-    fn fpu_pending(&mut self) -> Res<()> {
+    pub(super) fn fpu_pending(&mut self) -> Res<()> {
         if self.cpu.state.fpu.sw & ES == 0 {
             return Ok(());
         }
