@@ -105,7 +105,7 @@ pub enum ConsoleCommand {
     Snapshot,
 }
 
-pub const HELP: &str = "\r\nx86emu console keys:\r\n  Ctrl-A x   quit\r\n  Ctrl-A s   write a snapshot (when a snapshot directory is set)\r\n  Ctrl-A h   this help\r\n  Ctrl-A Ctrl-A   send Ctrl-A to the guest\r\n";
+pub const HELP: &str = "\r\nx86emu console keys:\r\n  Ctrl-A x   quit\r\n  Ctrl-A s   write a snapshot (x86emu-<icount>.snap, in --snapshot-dir or here)\r\n  Ctrl-A h   this help\r\n  Ctrl-A Ctrl-A   send Ctrl-A to the guest\r\n";
 
 impl EscapeFilter {
     /// Split host input into bytes for the guest and console commands.
@@ -257,6 +257,21 @@ pub struct ConsoleOptions {
     /// Sleep so that virtual time does not run ahead of the wall clock (interactive use;
     /// affects only when host input arrives, never what the guest computes).
     pub realtime: bool,
+    /// Where Ctrl-A s writes `x86emu-<icount>.snap` (`None`: the current directory).
+    pub snapshot_dir: Option<std::path::PathBuf>,
+}
+
+/// Write a snapshot of `m` atomically as `x86emu-<icount>.snap` in `dir` (`None`: the
+/// current directory); returns the path and the size in bytes.
+pub fn write_snapshot(
+    m: &crate::machine::PcMachine,
+    dir: Option<&std::path::Path>,
+) -> Result<(std::path::PathBuf, usize), crate::snapshot::SnapshotError> {
+    let dir = dir.unwrap_or(std::path::Path::new("."));
+    let path = dir.join(format!("x86emu-{}.snap", m.cpu.state.icount));
+    let bytes = m.save_snapshot();
+    crate::snapshot::write_atomic(&path, &bytes)?;
+    Ok((path, bytes.len()))
 }
 
 /// Why the console stopped.
@@ -345,9 +360,17 @@ pub fn run_machine(
                         match c {
                             ConsoleCommand::Quit => return Ok(ConsoleExit::Quit),
                             ConsoleCommand::Help => out.write_all(HELP.as_bytes())?,
-                            ConsoleCommand::Snapshot => out.write_all(
-                                b"\r\n[x86emu: snapshots are not available in this build]\r\n",
-                            )?,
+                            ConsoleCommand::Snapshot => {
+                                let msg = match write_snapshot(m, opts.snapshot_dir.as_deref()) {
+                                    Ok((p, n)) => format!(
+                                        "\r\n[x86emu: snapshot written to {} ({n} bytes); continue it with `x86emu resume {}`]\r\n",
+                                        p.display(),
+                                        p.display()
+                                    ),
+                                    Err(e) => format!("\r\n[x86emu: snapshot failed: {e}]\r\n"),
+                                };
+                                out.write_all(msg.as_bytes())?
+                            }
                         }
                     }
                     if show_vga && opts.display == Display::Auto && !serial_seen {

@@ -41,6 +41,14 @@ pub trait Disk {
     fn flush(&mut self) -> io::Result<()>;
     /// A short name for messages (the file path, or "memory").
     fn name(&self) -> String;
+    /// This disk as a copy-on-write overlay, if it is one (snapshots save the overlay).
+    fn as_cow(&self) -> Option<&CowDisk> {
+        None
+    }
+    /// Mutable [`Disk::as_cow`].
+    fn as_cow_mut(&mut self) -> Option<&mut CowDisk> {
+        None
+    }
 }
 
 /// An error opening or checking a disk image; the message names the file.
@@ -357,6 +365,11 @@ impl CowDisk {
         self.base.as_ref()
     }
 
+    /// The base disk, mutably (reads for identity hashes; writes bypass the overlay).
+    pub fn base_mut(&mut self) -> &mut dyn Disk {
+        self.base.as_mut()
+    }
+
     /// Read a whole block as the guest sees it.
     fn load_block(&mut self, idx: u64) -> io::Result<Vec<u8>> {
         if let Some(b) = self.overlay.blocks.get(&idx) {
@@ -373,6 +386,12 @@ impl CowDisk {
 impl Disk for CowDisk {
     fn len(&self) -> u64 {
         self.overlay.disk_len
+    }
+    fn as_cow(&self) -> Option<&CowDisk> {
+        Some(self)
+    }
+    fn as_cow_mut(&mut self) -> Option<&mut CowDisk> {
+        Some(self)
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {

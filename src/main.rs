@@ -38,12 +38,21 @@ enum Cmd {
     },
     /// Boot a PC: SeaBIOS from the disk image, or a Linux/multiboot kernel directly.
     Boot(BootArgs),
+    /// Continue a snapshot (written with Ctrl-A s) with the terminal attached. Attach the
+    /// same disk images as the snapshotted machine had (checked by size and content
+    /// hash); their guest writes come from the snapshot. Exit status 3: unusable snapshot.
+    Resume(ResumeArgs),
+    /// Check a snapshot file and print its header, sections, configuration, instruction
+    /// count and state hash. Exit status 3 if it is unusable.
+    SnapshotInfo {
+        /// The snapshot file.
+        file: std::path::PathBuf,
+    },
 }
 
+/// Options shared by `boot` and `resume`: disks and how the console runs.
 #[derive(clap::Args)]
-struct BootArgs {
-    /// Disk image (raw) to boot from (IDE primary master).
-    disk: Option<std::path::PathBuf>,
+struct RunArgs {
     /// A second disk image (IDE primary slave).
     #[arg(long)]
     hdb: Option<std::path::PathBuf>,
@@ -53,18 +62,6 @@ struct BootArgs {
     /// BIOS image (default: SeaBIOS from /usr/share/seabios or /usr/share/qemu).
     #[arg(long)]
     bios: Option<std::path::PathBuf>,
-    /// Boot this kernel directly, without firmware (Linux bzImage or Multiboot v1).
-    #[arg(long)]
-    kernel: Option<std::path::PathBuf>,
-    /// Initrd for --kernel (Multiboot: module 0).
-    #[arg(long, requires = "kernel")]
-    initrd: Option<std::path::PathBuf>,
-    /// Kernel command line for --kernel.
-    #[arg(long, requires = "kernel", default_value = "")]
-    append: String,
-    /// RAM size in MiB.
-    #[arg(short = 'm', long, default_value_t = 128)]
-    memory: u64,
     /// What the terminal shows: auto (VGA text until the guest uses the serial port),
     /// text (VGA text), none (serial only).
     #[arg(long, default_value = "auto", value_parser = ["auto", "text", "none"])]
@@ -79,6 +76,43 @@ struct BootArgs {
     /// Copy the firmware's debug output (port 0x402) to stderr.
     #[arg(long)]
     firmware_debug: bool,
+    /// Print the state hash (CPU, RAM, devices, disk overlays) to stderr at exit.
+    #[arg(long)]
+    print_state_hash: bool,
+    /// Where Ctrl-A s writes snapshots (default: the current directory).
+    #[arg(long)]
+    snapshot_dir: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ResumeArgs {
+    /// The snapshot file.
+    file: std::path::PathBuf,
+    /// The disk image that was the IDE primary master.
+    #[arg(long)]
+    disk: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(clap::Args)]
+struct BootArgs {
+    /// Disk image (raw) to boot from (IDE primary master).
+    disk: Option<std::path::PathBuf>,
+    /// Boot this kernel directly, without firmware (Linux bzImage or Multiboot v1).
+    #[arg(long)]
+    kernel: Option<std::path::PathBuf>,
+    /// Initrd for --kernel (Multiboot: module 0).
+    #[arg(long, requires = "kernel")]
+    initrd: Option<std::path::PathBuf>,
+    /// Kernel command line for --kernel.
+    #[arg(long, requires = "kernel", default_value = "")]
+    append: String,
+    /// RAM size in MiB.
+    #[arg(short = 'm', long, default_value_t = 128)]
+    memory: u64,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 fn read_file(what: &str, p: &std::path::Path) -> Result<Vec<u8>, ExitCode> {
@@ -96,8 +130,7 @@ const BIOS_SEARCH: &[&str] = &[
 ];
 
 fn boot(a: BootArgs) -> ExitCode {
-    use x86emu::console::{ConsoleExit, ConsoleOptions, Display};
-    use x86emu::machine::{BootSource, MachineExit, PcConfig, PcMachine};
+    use x86emu::machine::{BootSource, PcConfig, PcMachine};
     let source = if let Some(k) = &a.kernel {
         let kernel = match read_file("kernel", k) {
             Ok(b) => b,
@@ -116,24 +149,7 @@ fn boot(a: BootArgs) -> ExitCode {
             cmdline: a.append.clone(),
         }
     } else {
-        let bios_path = match a.bios {
-            Some(p) => p,
-            None => match BIOS_SEARCH
-                .iter()
-                .map(std::path::PathBuf::from)
-                .find(|p| p.exists())
-            {
-                Some(p) => p,
-                None => {
-                    eprintln!(
-                        "x86emu: no BIOS found (looked in {}); install the Debian package `seabios` or pass --bios FILE",
-                        BIOS_SEARCH.join(", ")
-                    );
-                    return ExitCode::from(1);
-                }
-            },
-        };
-        match read_file("BIOS", &bios_path) {
+        match load_bios(a.run.bios.as_deref()) {
             Ok(b) => BootSource::Bios(b),
             Err(c) => return c,
         }
@@ -146,10 +162,51 @@ fn boot(a: BootArgs) -> ExitCode {
     .find_map(|p| std::fs::read(p).ok());
     let config = PcConfig {
         ram_size: a.memory << 20,
-        firmware_debug: a.firmware_debug,
+        firmware_debug: a.run.firmware_debug,
         vga_bios,
         ..PcConfig::default()
     };
+    let drives = match attach_drives(a.disk.as_deref(), &a.run) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    let mut m = match PcMachine::new(config, source, drives) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("x86emu: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    run_console(&mut m, &a.run)
+}
+
+fn load_bios(path: Option<&std::path::Path>) -> Result<Vec<u8>, ExitCode> {
+    let bios_path = match path {
+        Some(p) => p.to_path_buf(),
+        None => match BIOS_SEARCH
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.exists())
+        {
+            Some(p) => p,
+            None => {
+                eprintln!(
+                    "x86emu: no BIOS found (looked in {}); install the Debian package `seabios` or pass --bios FILE",
+                    BIOS_SEARCH.join(", ")
+                );
+                return Err(ExitCode::from(1));
+            }
+        },
+    };
+    read_file("BIOS", &bios_path)
+}
+
+/// The IDE drives: primary master `disk`, primary slave `--hdb`, secondary master
+/// `--cdrom`, each behind a copy-on-write overlay (the image files are never modified).
+fn attach_drives(
+    disk: Option<&std::path::Path>,
+    a: &RunArgs,
+) -> Result<x86emu::devices::ide::IdeDrives, ExitCode> {
     let mut drives = x86emu::devices::ide::IdeDrives::new();
     let mut attach =
         |path: &std::path::Path, cd: bool, ch: usize, unit: usize| -> Result<(), ExitCode> {
@@ -158,7 +215,6 @@ fn boot(a: BootArgs) -> ExitCode {
                 ExitCode::from(1)
             };
             let base = x86emu::disk::RawFileDisk::open(path).map_err(|e| fail(e.to_string()))?;
-            // Guest writes go to a copy-on-write overlay: the image file is never modified.
             let disk = Box::new(x86emu::disk::CowDisk::new(Box::new(base)));
             if cd {
                 drives.attach_cdrom(ch, unit, Some(disk))
@@ -167,29 +223,135 @@ fn boot(a: BootArgs) -> ExitCode {
             }
             .map_err(|e| fail(e.to_string()))
         };
-    // Primary master: the boot disk; primary slave: --hdb; secondary master: --cdrom.
-    if let Some(d) = &a.disk {
-        if let Err(c) = attach(d, false, 0, 0) {
-            return c;
-        }
+    if let Some(d) = disk {
+        attach(d, false, 0, 0)?;
     }
     if let Some(d) = &a.hdb {
-        if let Err(c) = attach(d, false, 0, 1) {
-            return c;
-        }
+        attach(d, false, 0, 1)?;
     }
     if let Some(d) = &a.cdrom {
-        if let Err(c) = attach(d, true, 1, 0) {
-            return c;
-        }
+        attach(d, true, 1, 0)?;
     }
-    let mut m = match PcMachine::new(config, source, drives) {
-        Ok(m) => m,
+    Ok(drives)
+}
+
+fn resume(a: ResumeArgs) -> ExitCode {
+    use x86emu::clock::Clock;
+    use x86emu::machine::{BootSource, PcConfig, PcMachine, SnapshotConfig};
+    let unusable = |e: &dyn std::fmt::Display| {
+        eprintln!("x86emu: {}: {e}", a.file.display());
+        ExitCode::from(3)
+    };
+    let bytes = match x86emu::snapshot::read_file(&a.file) {
+        Ok(b) => b,
         Err(e) => {
             eprintln!("x86emu: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(3);
         }
     };
+    let saved = match SnapshotConfig::from_snapshot(&bytes) {
+        Ok(c) => c,
+        Err(e) => return unusable(&e),
+    };
+    // The firmware is not stored in the snapshot: map the same image (checked by hash).
+    let source = if saved.rom_sha256.is_some() {
+        match load_bios(a.run.bios.as_deref()) {
+            Ok(b) => BootSource::Bios(b),
+            Err(c) => return c,
+        }
+    } else {
+        BootSource::None
+    };
+    let config = PcConfig {
+        ram_size: saved.ram_size,
+        clock: Clock {
+            ips: saved.clock_ips,
+        },
+        rtc_base: saved.rtc_base,
+        firmware_debug: a.run.firmware_debug,
+        vga_bios: None,
+    };
+    let drives = match attach_drives(a.disk.as_deref(), &a.run) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    let mut m = match PcMachine::new(config, source, drives) {
+        Ok(m) => m,
+        Err(e) => return unusable(&e),
+    };
+    if let Err(e) = m.restore_snapshot(&bytes) {
+        return unusable(&e);
+    }
+    run_console(&mut m, &a.run)
+}
+
+fn snapshot_info(file: &std::path::Path) -> ExitCode {
+    use x86emu::machine::{describe_disk_identity, SnapshotSummary};
+    use x86emu::snapshot::{to_hex, SnapshotReader};
+    let unusable = |e: &dyn std::fmt::Display| {
+        eprintln!("x86emu: {}: {e}", file.display());
+        ExitCode::from(3)
+    };
+    let bytes = match x86emu::snapshot::read_file(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("x86emu: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let r = match SnapshotReader::parse(&bytes) {
+        Ok(r) => r,
+        Err(e) => return unusable(&e),
+    };
+    let sum = match SnapshotSummary::of(&bytes) {
+        Ok(s) => s,
+        Err(e) => return unusable(&e),
+    };
+    println!("file:            {}", file.display());
+    println!("size:            {} bytes", bytes.len());
+    println!("format version:  {}", r.format_version());
+    println!(
+        "checksum:        {} (SHA-256, verified)",
+        to_hex(&r.checksum())
+    );
+    println!("sections:");
+    for s in r.sections() {
+        println!(
+            "  {:<10} v{:<3} {:>12} bytes{}",
+            s.name,
+            s.version,
+            s.data.len(),
+            if s.required { "" } else { "  (optional)" }
+        );
+    }
+    let c = &sum.config;
+    println!("machine:         {}", c.model);
+    println!("RAM:             {} MiB", c.ram_size >> 20);
+    println!("clock:           {} instructions/s", c.clock_ips);
+    println!("RTC base:        {} (Unix time)", c.rtc_base);
+    match &c.rom_sha256 {
+        Some(h) => println!("firmware:        SHA-256 {}", to_hex(h)),
+        None => println!("firmware:        none (direct kernel boot)"),
+    }
+    for (i, d) in c.disks.iter().enumerate() {
+        if d.is_some() {
+            println!(
+                "IDE {}:{}:         {}",
+                i / 2,
+                i % 2,
+                describe_disk_identity(d)
+            );
+        }
+    }
+    println!("instructions:    {}", sum.icount);
+    println!("state hash:      {}", to_hex(&sum.state_hash));
+    ExitCode::from(0)
+}
+
+/// Run `m` with the terminal attached until it stops; the exit status says why.
+fn run_console(m: &mut x86emu::machine::PcMachine, a: &RunArgs) -> ExitCode {
+    use x86emu::console::{ConsoleExit, ConsoleOptions, Display};
+    use x86emu::machine::MachineExit;
     let opts = ConsoleOptions {
         display: match a.display.as_str() {
             "text" => Display::Text,
@@ -198,14 +360,22 @@ fn boot(a: BootArgs) -> ExitCode {
         },
         max_instructions: a.max_instructions,
         realtime: !a.no_realtime && x86emu::console::stdin_is_tty(),
+        snapshot_dir: a.snapshot_dir.clone(),
     };
-    let exit = match x86emu::console::run_machine(&mut m, &opts) {
+    let exit = match x86emu::console::run_machine(m, &opts) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("x86emu: terminal error: {e}");
             return ExitCode::from(1);
         }
     };
+    if a.print_state_hash {
+        eprintln!(
+            "\r\nx86emu: state hash {} at instruction {}",
+            x86emu::snapshot::to_hex(&m.state_hash()),
+            m.cpu.state.icount
+        );
+    }
     let s = &m.cpu.state;
     let cs = s.seg[SegReg::Cs as usize].selector;
     match exit {
@@ -255,6 +425,8 @@ fn main() -> ExitCode {
             memory,
         } => run_rom(&file, max_instructions, post_port, memory),
         Cmd::Boot(a) => boot(a),
+        Cmd::Resume(a) => resume(a),
+        Cmd::SnapshotInfo { file } => snapshot_info(&file),
     }
 }
 

@@ -22,7 +22,7 @@ pub struct DebugPorts {
     console: Box<dyn Write>,
     post: Box<dyn Write>,
     post_port: u16,
-    stop: Option<StopRequest>,
+    pub(crate) stop: Option<StopRequest>,
     /// Last POST code written (for inspection).
     pub last_post: Option<u8>,
 }

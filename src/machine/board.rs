@@ -34,7 +34,7 @@ use crate::mmu::PhysMem;
 /// SeaBIOS's debug output port (QEMU's "debugcon" at 0x402).
 pub const FIRMWARE_DEBUG_PORT: u16 = 0x402;
 /// ISA IRQ lines the board tracks.
-const ISA_IRQS: usize = 16;
+pub(crate) const ISA_IRQS: usize = 16;
 
 pub struct PcBoard {
     pub clock: Clock,
@@ -58,8 +58,8 @@ pub struct PcBoard {
     pub debug: DebugPorts,
     firmware_debug: Option<Box<dyn Write>>,
     /// Current level of each ISA IRQ line as last given to the PIC and IOAPIC.
-    irq_levels: [bool; ISA_IRQS],
-    reset_requested: bool,
+    pub(crate) irq_levels: [bool; ISA_IRQS],
+    pub(crate) reset_requested: bool,
 }
 
 impl std::fmt::Debug for PcBoard {

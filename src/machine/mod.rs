@@ -8,7 +8,9 @@
 mod board;
 mod pc;
 mod rom;
+mod snapshot;
 
 pub use board::PcBoard;
 pub use pc::{e820_map, BootSource, MachineError, MachineExit, PcConfig, PcMachine};
 pub use rom::{RomBoard, RomMachine, RomRunError};
+pub use snapshot::{describe_disk_identity, DiskIdentity, SnapshotConfig, SnapshotSummary};

@@ -28,6 +28,9 @@ pub enum BootSource {
         initrd: Option<Vec<u8>>,
         cmdline: String,
     },
+    /// Nothing loaded: the machine's state comes from a snapshot restored next
+    /// ([`PcMachine::restore_snapshot`]) into a machine without firmware in ROM.
+    None,
 }
 
 /// The machine configuration. It is part of a snapshot and checked on resume.
@@ -97,6 +100,9 @@ pub struct PcMachine {
     pub cpu: Cpu,
     pub mem: PhysMem,
     pub board: PcBoard,
+    /// Identity (size, sampled content hash) of each attached disk's base image, taken
+    /// when the machine was built; part of the configuration a snapshot checks.
+    pub(crate) disk_ids: [Option<super::snapshot::DiskIdentity>; 4],
 }
 
 impl std::fmt::Debug for PcMachine {
@@ -148,12 +154,16 @@ impl PcMachine {
         if let BootSource::Bios(image) = &boot {
             map_bios(&mut mem, image)?;
         }
+        let mut drives = drives;
+        let disk_ids = super::snapshot::disk_identities(&mut drives)
+            .map_err(|e| MachineError(format!("cannot read a disk: {e}")))?;
         let board = PcBoard::new(&config, fw_cfg, drives);
         let mut m = PcMachine {
             config,
             cpu: Cpu::new(),
             mem,
             board,
+            disk_ids,
         };
         m.reset();
         if let BootSource::Kernel {

@@ -367,6 +367,11 @@ impl PhysMem {
         }
     }
 
+    /// Every mapped ROM image, concatenated in mapping order (identifies the firmware).
+    pub fn rom_bytes(&self) -> &[u8] {
+        &self.backing[self.ram_size as usize..]
+    }
+
     /// The RAM contents (for hashing and snapshots).
     pub fn ram(&self) -> &[u8] {
         &self.backing[..self.ram_size as usize]
