@@ -249,9 +249,21 @@ pub enum Display {
     None,
 }
 
+/// Where COM1's output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SerialOut {
+    /// The terminal (and stdin feeds COM1).
+    Stdio,
+    /// A file (created or truncated); host input goes to the keyboard.
+    File(std::path::PathBuf),
+    /// Discarded; host input goes to the keyboard.
+    Null,
+}
+
 #[derive(Clone, Debug)]
 pub struct ConsoleOptions {
     pub display: Display,
+    pub serial: SerialOut,
     /// Stop after this many instructions of virtual time.
     pub max_instructions: Option<u64>,
     /// Sleep so that virtual time does not run ahead of the wall clock (interactive use;
@@ -304,6 +316,12 @@ pub fn run_machine(
     let start = Instant::now();
     let t0 = m.cpu.state.icount;
     let end = opts.max_instructions.map(|n| t0.saturating_add(n));
+    let mut serial_file = match &opts.serial {
+        SerialOut::File(p) => Some(std::fs::File::create(p).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", p.display()))
+        })?),
+        _ => None,
+    };
     let mut buf = [0u8; 4096];
     loop {
         let now = m.cpu.state.icount;
@@ -317,11 +335,21 @@ pub fn run_machine(
         // Guest output.
         let serial = m.board.com1.take_output();
         if !serial.is_empty() {
-            if !serial_seen && opts.display == Display::Auto && last_screen.is_some() {
-                out.write_all(b"\x1b[0m\r\n")?;
+            match &opts.serial {
+                SerialOut::Stdio => {
+                    if !serial_seen && opts.display == Display::Auto && last_screen.is_some() {
+                        out.write_all(b"\x1b[0m\r\n")?;
+                    }
+                    serial_seen = true;
+                    out.write_all(&serial)?;
+                }
+                SerialOut::File(_) => {
+                    if let Some(f) = serial_file.as_mut() {
+                        f.write_all(&serial)?;
+                    }
+                }
+                SerialOut::Null => {}
             }
-            serial_seen = true;
-            out.write_all(&serial)?;
         }
         let show_vga = match opts.display {
             Display::Text => true,
@@ -373,7 +401,9 @@ pub fn run_machine(
                             }
                         }
                     }
-                    if show_vga && opts.display == Display::Auto && !serial_seen {
+                    if (show_vga && opts.display == Display::Auto && !serial_seen)
+                        || opts.serial != SerialOut::Stdio
+                    {
                         m.board.kbc.type_terminal_bytes(&guest);
                     } else {
                         pending_serial.extend_from_slice(&guest);

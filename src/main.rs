@@ -66,6 +66,9 @@ struct RunArgs {
     /// text (VGA text), none (serial only).
     #[arg(long, default_value = "auto", value_parser = ["auto", "text", "none"])]
     display: String,
+    /// COM1: stdio (the terminal), file:PATH, or null.
+    #[arg(long, default_value = "stdio", value_parser = parse_serial)]
+    serial: x86emu::console::SerialOut,
     /// Stop after this many instructions of virtual time.
     #[arg(long)]
     max_instructions: Option<u64>,
@@ -113,6 +116,20 @@ struct BootArgs {
     memory: u64,
     #[command(flatten)]
     run: RunArgs,
+}
+
+fn parse_serial(s: &str) -> Result<x86emu::console::SerialOut, String> {
+    use x86emu::console::SerialOut;
+    match s {
+        "stdio" => Ok(SerialOut::Stdio),
+        "null" => Ok(SerialOut::Null),
+        _ => match s.strip_prefix("file:") {
+            Some(p) if !p.is_empty() => Ok(SerialOut::File(p.into())),
+            _ => Err(format!(
+                "invalid --serial '{s}': use stdio, null or file:PATH"
+            )),
+        },
+    }
 }
 
 fn read_file(what: &str, p: &std::path::Path) -> Result<Vec<u8>, ExitCode> {
@@ -358,6 +375,7 @@ fn run_console(m: &mut x86emu::machine::PcMachine, a: &RunArgs) -> ExitCode {
             "none" => Display::None,
             _ => Display::Auto,
         },
+        serial: a.serial.clone(),
         max_instructions: a.max_instructions,
         realtime: !a.no_realtime && x86emu::console::stdin_is_tty(),
         snapshot_dir: a.snapshot_dir.clone(),

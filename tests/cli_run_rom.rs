@@ -98,7 +98,11 @@ fn multiboot_kernel_boots_directly_with_cmdline_and_module() {
         "10000000",
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("multiboot: ok"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("multiboot: ok"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // isa-debug-exit with value 0.
     assert_eq!(out.status.code(), Some(1));
 }
