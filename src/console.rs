@@ -271,6 +271,9 @@ pub struct ConsoleOptions {
     pub realtime: bool,
     /// Where Ctrl-A s writes `x86emu-<icount>.snap` (`None`: the current directory).
     pub snapshot_dir: Option<std::path::PathBuf>,
+    /// On a checkpoint signal ([`crate::checkpoint`]), write `checkpoint.snap` into
+    /// `snapshot_dir` and stop with [`ConsoleExit::Checkpoint`].
+    pub checkpoint_on_signal: bool,
 }
 
 /// Write a snapshot of `m` atomically as `x86emu-<icount>.snap` in `dir` (`None`: the
@@ -292,6 +295,8 @@ pub enum ConsoleExit {
     Machine(crate::machine::MachineExit),
     /// The user pressed Ctrl-A x.
     Quit,
+    /// A checkpoint signal arrived; the snapshot was written to this path.
+    Checkpoint(std::path::PathBuf),
 }
 
 /// Drive `m` with the terminal attached: serial and VGA output to stdout, stdin (raw if
@@ -369,6 +374,15 @@ pub fn run_machine(
             }
         }
         out.flush()?;
+
+        // Checkpoint signals: the guest output so far is drained, so the UART is empty.
+        if let (true, Some(dir)) = (opts.checkpoint_on_signal, &opts.snapshot_dir) {
+            if crate::checkpoint::requested() {
+                let (p, _) = crate::checkpoint::write_checkpoint(m, dir)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                return Ok(ConsoleExit::Checkpoint(p));
+            }
+        }
 
         // Host input.
         let idle = exit == MachineExit::Idle;

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod boot;
+pub mod checkpoint;
 pub mod clock;
 pub mod console;
 pub mod cpu;

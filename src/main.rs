@@ -82,9 +82,15 @@ struct RunArgs {
     /// Print the state hash (CPU, RAM, devices, disk overlays) to stderr at exit.
     #[arg(long)]
     print_state_hash: bool,
-    /// Where Ctrl-A s writes snapshots (default: the current directory).
+    /// Where Ctrl-A s writes snapshots (default: the current directory). With it, SIGTERM,
+    /// SIGUSR1, SIGUSR2, SIGXCPU and SIGINT (the latter only when stdin is not a terminal)
+    /// write DIR/checkpoint.snap (the previous one becomes checkpoint.prev.snap) and exit
+    /// with --checkpoint-exit-code.
     #[arg(long)]
     snapshot_dir: Option<std::path::PathBuf>,
+    /// Exit status after a checkpoint on a signal.
+    #[arg(long, default_value_t = x86emu::checkpoint::DEFAULT_EXIT_CODE)]
+    checkpoint_exit_code: u8,
 }
 
 #[derive(clap::Args)]
@@ -114,6 +120,11 @@ struct BootArgs {
     /// RAM size in MiB.
     #[arg(short = 'm', long, default_value_t = 128)]
     memory: u64,
+    /// With auto or require and a checkpoint in --snapshot-dir, continue from it instead
+    /// of booting (require: exit 3 if there is none). Give the same options as the
+    /// checkpointed run.
+    #[arg(long, default_value = "never")]
+    resume: x86emu::checkpoint::ResumeMode,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -194,6 +205,19 @@ fn boot(a: BootArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    use x86emu::checkpoint::{resume_from_dir, ResumeError};
+    match resume_from_dir(&mut m, a.run.snapshot_dir.as_deref(), a.resume) {
+        Ok(Some(p)) => eprintln!("x86emu: resuming from {}", p.display()),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("x86emu: {e}");
+            return ExitCode::from(if matches!(e, ResumeError::NoDirectory) {
+                2
+            } else {
+                3
+            });
+        }
+    }
     run_console(&mut m, &a.run)
 }
 
@@ -379,7 +403,15 @@ fn run_console(m: &mut x86emu::machine::PcMachine, a: &RunArgs) -> ExitCode {
         max_instructions: a.max_instructions,
         realtime: !a.no_realtime && x86emu::console::stdin_is_tty(),
         snapshot_dir: a.snapshot_dir.clone(),
+        checkpoint_on_signal: a.snapshot_dir.is_some(),
     };
+    if opts.checkpoint_on_signal {
+        let with_sigint = !x86emu::console::stdin_is_tty();
+        if let Err(e) = x86emu::checkpoint::install_handlers(with_sigint) {
+            eprintln!("x86emu: cannot install checkpoint signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let exit = match x86emu::console::run_machine(m, &opts) {
         Ok(e) => e,
         Err(e) => {
@@ -398,6 +430,10 @@ fn run_console(m: &mut x86emu::machine::PcMachine, a: &RunArgs) -> ExitCode {
     let cs = s.seg[SegReg::Cs as usize].selector;
     match exit {
         ConsoleExit::Quit => ExitCode::from(0),
+        ConsoleExit::Checkpoint(p) => {
+            eprintln!("\r\nx86emu: checkpoint written to {}", p.display());
+            ExitCode::from(a.checkpoint_exit_code)
+        }
         ConsoleExit::Machine(MachineExit::PowerOff) => ExitCode::from(0),
         ConsoleExit::Machine(MachineExit::DebugExit(v)) => ExitCode::from(((v << 1) | 1) as u8),
         ConsoleExit::Machine(MachineExit::InstructionLimit) => {
