@@ -1,8 +1,8 @@
 //! Boot Debian's i386 Linux (built by `test-roms/linux/build.sh`, which `.ci/run` runs)
 //! through the `x86emu boot` command line, drive its serial console with piped
-//! commands, and check the answers: direct kernel boot, SeaBIOS + SYSLINUX from the IDE
-//! disk, and isolinux from the ATAPI CD-ROM. Each run is bounded by an instruction
-//! limit (virtual time), never by a wall-clock assertion.
+//! commands, and check the answers: direct kernel boot, SeaBIOS + SYSLINUX and SeaBIOS +
+//! GRUB 2 from the IDE disk, and isolinux from the ATAPI CD-ROM. Each run is bounded by
+//! an instruction limit (virtual time), never by a wall-clock assertion.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ fn guest_dir() -> PathBuf {
         "bzImage",
         "initrd.img",
         "disk.img",
+        "grub.img",
         "boot.iso",
         "cmdline.txt",
     ] {
@@ -115,6 +116,20 @@ fn seabios_boots_linux_from_the_ide_disk() {
         "uname -r\npoweroff -f\n",
     );
     assert_ok(code, &text, &["X86EMU-GUEST-READY", "6.1.0-"]);
+}
+
+#[test]
+fn seabios_boots_linux_through_grub() {
+    let g = guest_dir();
+    let (code, text) = boot(
+        &[g.join("grub.img").to_str().unwrap()],
+        "uname -r\npoweroff -f\n",
+    );
+    assert_ok(
+        code,
+        &text,
+        &["GRUB booting Linux", "X86EMU-GUEST-READY", "6.1.0-"],
+    );
 }
 
 #[test]

@@ -10,6 +10,10 @@
 #   cmdline.txt  the kernel command line for direct boot (one line)
 #   disk.img     raw disk: MBR (syslinux mbr.bin) + one bootable FAT16 partition at 1 MiB
 #                with syslinux, bzImage, initrd.img and syslinux.cfg (serial on COM1)
+#   grub.img     raw disk: MBR (GRUB 2 boot.img) + GRUB core.img in the gap before 1 MiB +
+#                one FAT16 partition at 1 MiB with bzImage, initrd.img and /boot/grub/grub.cfg
+#                (serial on COM1); the core embeds every module it needs, so the partition
+#                holds no GRUB modules
 #   boot.iso     El Torito ISO (isolinux, no emulation) with the same kernel, initrd, cmdline
 #   SHA256SUMS   sha256 of the above
 #
@@ -44,11 +48,13 @@ declare -A tool_pkg=(
     [apt-get]=apt [dpkg]=dpkg [dpkg-deb]=dpkg [python3]=python3 [sfdisk]=fdisk
     [mkfs.fat]=dosfstools [mcopy]=mtools [mmd]=mtools [syslinux]=syslinux
     [xorriso]=xorriso [depmod]=kmod [modinfo]=kmod [sha256sum]=coreutils
+    [grub-mkimage]=grub-common
 )
 declare -A file_pkg=(
     [/usr/lib/syslinux/mbr/mbr.bin]=syslinux-common
     [/usr/lib/syslinux/modules/bios/ldlinux.c32]=syslinux-common
     [/usr/lib/ISOLINUX/isolinux.bin]=isolinux
+    [/usr/lib/grub/i386-pc/boot.img]=grub-pc-bin
 )
 missing=()
 for t in "${!tool_pkg[@]}"; do
@@ -279,6 +285,50 @@ dd if=/usr/lib/syslinux/mbr/mbr.bin of="$disk" bs=440 count=1 conv=notrunc statu
 mdir -a -b -i "$img" ::/ | grep -qi ldlinux.sys || die "syslinux did not install ldlinux.sys"
 mv "$disk" "$out/disk.img"
 
+# ------------------------------------------------------------------------- grub.img
+# The same layout as disk.img, booted by GRUB 2 instead of SYSLINUX, without mounting and
+# without grub-install/grub-bios-setup (they want a block device): core.img goes at sector
+# 1, where both boot.img's kernel_sector and diskboot.img's first blocklist entry already
+# point by default (LBA 1 and 2), so only the 440 bytes of boot code are copied into the
+# MBR, keeping the partition table and disk id. The core embeds the modules, and its
+# prefix names the partition, so it needs nothing else from the disk but grub.cfg.
+say "building grub.img"
+grubdir=/usr/lib/grub/i386-pc
+disk="$out/grub.img.tmp"
+rm -f "$disk"
+truncate -s "${disk_mib}M" "$disk"
+echo 'label: dos
+label-id: 0x5838364e
+start=2048, type=e, bootable' | sfdisk --quiet "$disk" >/dev/null
+mkfs.fat -F 16 -n X86EMU -i 5838364e --invariant --offset 2048 -h 2048 "$disk" $(( part_sectors / 2 )) >/dev/null \
+    || die "mkfs.fat failed"
+grub-mkimage -O i386-pc -d "$grubdir" -p '(hd0,msdos1)/boot/grub' -o "$work/core.img" \
+    biosdisk part_msdos fat normal configfile linux boot echo serial terminal test \
+    || die "grub-mkimage failed"
+core_sectors=$(( ($(stat -c %s "$work/core.img") + 511) / 512 ))
+[ "$core_sectors" -le 2047 ] || die "GRUB core.img ($core_sectors sectors) does not fit before 1 MiB"
+cat > "$work/grub.cfg" <<EOF
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=0
+set default=0
+echo 'x86emu test guest: GRUB booting Linux $kver'
+menuentry 'x86emu test guest: Linux $kver' {
+    linux /bzImage $cmdline
+    initrd /initrd.img
+}
+EOF
+img="$disk@@1M"
+mmd -i "$img" ::/boot ::/boot/grub
+mcopy -i "$img" "$work/grub.cfg" ::/boot/grub/grub.cfg
+mcopy -i "$img" "$out/bzImage" ::/bzImage
+mcopy -i "$img" "$out/initrd.img" ::/initrd.img
+mcopy -i "$img" "$out/cmdline.txt" ::/cmdline.txt
+dd if="$grubdir/boot.img" of="$disk" bs=440 count=1 conv=notrunc status=none
+dd if="$work/core.img" of="$disk" bs=512 seek=1 conv=notrunc status=none
+mv "$disk" "$out/grub.img"
+
 # ------------------------------------------------------------------------- boot.iso
 say "building boot.iso"
 iso="$work/iso"
@@ -294,7 +344,7 @@ mv "$out/boot.iso.tmp" "$out/boot.iso"
 
 # -------------------------------------------------------------------------- summary
 rm -rf "$work"
-( cd "$out" && sha256sum bzImage initrd.img cmdline.txt disk.img boot.iso > SHA256SUMS )
+( cd "$out" && sha256sum bzImage initrd.img cmdline.txt disk.img grub.img boot.iso > SHA256SUMS )
 say "built the x86emu Linux test guest in $out (kernel $kver, busybox $(basename "$bdeb" | cut -d_ -f2 | sed 's/%3a/:/'))"
 printf '   modules: %s\n' "${order[*]}"
 while read -r sum name; do
