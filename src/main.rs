@@ -120,6 +120,10 @@ struct BootArgs {
     /// RAM size in MiB.
     #[arg(short = 'm', long, default_value_t = 128)]
     memory: u64,
+    /// Virtual CPU speed in millions of instructions per second: how fast the guest's
+    /// clocks (TSC, timers, RTC) advance per retired instruction.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    mhz: u64,
     /// With auto or require and a checkpoint in --snapshot-dir, continue from it instead
     /// of booting (require: exit 3 if there is none). Give the same options as the
     /// checkpointed run.
@@ -190,6 +194,7 @@ fn boot(a: BootArgs) -> ExitCode {
     .find_map(|p| std::fs::read(p).ok());
     let config = PcConfig {
         ram_size: a.memory << 20,
+        clock: x86emu::clock::Clock::new(a.mhz * 1_000_000),
         firmware_debug: a.run.firmware_debug,
         vga_bios,
         ..PcConfig::default()

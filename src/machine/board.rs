@@ -45,6 +45,8 @@ pub struct PcBoard {
     pub cmos: Cmos,
     pub kbc: I8042,
     pub com1: Uart16550,
+    /// COM2, COM3, COM4 (not connected to the host).
+    pub com2_4: [Uart16550; 3],
     pub lapic: LocalApic,
     pub ioapic: IoApic,
     pub pci: PciBus,
@@ -98,6 +100,11 @@ impl PcBoard {
             },
             kbc: I8042::new(),
             com1: Uart16550::new(uart::COM1_BASE),
+            com2_4: [
+                Uart16550::new(uart::COM2_BASE),
+                Uart16550::new(uart::COM3_BASE),
+                Uart16550::new(uart::COM4_BASE),
+            ],
             lapic: LocalApic::new(0, lapic::DEFAULT_BUS_HZ),
             ioapic: IoApic::new(1),
             pci,
@@ -156,6 +163,7 @@ impl PcBoard {
         self.cmos.reset();
         self.kbc.reset();
         self.com1.reset();
+        self.com2_4.iter_mut().for_each(|u| u.reset());
         self.lapic.reset();
         self.ioapic.reset();
         self.pci.reset();
@@ -180,6 +188,9 @@ impl PcBoard {
             self.kbc.next_deadline(),
             self.lapic.next_deadline(),
             self.com1.next_deadline(),
+            self.com2_4[0].next_deadline(),
+            self.com2_4[1].next_deadline(),
+            self.com2_4[2].next_deadline(),
             self.pm.next_deadline(),
         ]
         .into_iter()
@@ -196,6 +207,7 @@ impl PcBoard {
         self.kbc.advance(t);
         self.lapic.advance(t);
         self.com1.advance(t);
+        self.com2_4.iter_mut().for_each(|u| u.advance(t));
         self.pm.advance(t);
         self.update_irqs();
         self.sync_memory(mem);
@@ -231,8 +243,11 @@ impl PcBoard {
         self.reset_requested |= self.kbc.take_reset_request();
         let rtc = self.cmos.irq_level();
         self.set_isa_irq(8, rtc);
-        let com1 = self.com1.irq_level();
-        self.set_isa_irq(uart::COM1_IRQ as usize, com1);
+        // COM1/COM3 share IRQ 4 and COM2/COM4 IRQ 3 (MCR.OUT2 gates each port's line).
+        let irq4 = self.com1.irq_level() || self.com2_4[1].irq_level();
+        let irq3 = self.com2_4[0].irq_level() || self.com2_4[2].irq_level();
+        self.set_isa_irq(uart::COM1_IRQ as usize, irq4);
+        self.set_isa_irq(uart::COM2_IRQ as usize, irq3);
         let (ide0, ide1) = (self.ide.irq_level(0), self.ide.irq_level(1));
         self.set_isa_irq(14, ide0);
         self.set_isa_irq(15, ide1);
@@ -272,6 +287,9 @@ impl PcBoard {
             0x70..=0x71 => self.cmos.io_read(port, size, t),
             0x60 | 0x64 => self.kbc.io_read(port, size, t),
             uart::COM1_BASE..=0x3FF => self.com1.io_read(port, size, t),
+            uart::COM2_BASE..=0x2FF => self.com2_4[0].io_read(port, size, t),
+            uart::COM3_BASE..=0x3EF => self.com2_4[1].io_read(port, size, t),
+            uart::COM4_BASE..=0x2EF => self.com2_4[2].io_read(port, size, t),
             0xCF8..=0xCFF => self.pci.io_read(port, size, t),
             0x1F0..=0x1F7 | 0x3F6 | 0x170..=0x177 | 0x376 => {
                 self.ide.io_read(port, size, &mut self.drives)
@@ -295,6 +313,9 @@ impl PcBoard {
             0x70..=0x71 => self.cmos.io_write(port, size, value, t),
             0x60 | 0x64 => self.kbc.io_write(port, size, value, t),
             uart::COM1_BASE..=0x3FF => self.com1.io_write(port, size, value, t),
+            uart::COM2_BASE..=0x2FF => self.com2_4[0].io_write(port, size, value, t),
+            uart::COM3_BASE..=0x3EF => self.com2_4[1].io_write(port, size, value, t),
+            uart::COM4_BASE..=0x2EF => self.com2_4[2].io_write(port, size, value, t),
             0xCF8..=0xCFF => {
                 self.pci.io_write(port, size, value, t);
                 if self.pci.take_config_changed() {

@@ -35,9 +35,9 @@ const DEVICE_VERSION: u32 = 1;
 const BOARD_SECTION: &str = "board";
 const DISK_SECTIONS: [&str; 4] = ["disk0", "disk1", "disk2", "disk3"];
 /// Device sections, in the order they are written.
-const DEVICES: [&str; 13] = [
-    "pic", "pit", "cmos", "kbc", "com1", "lapic", "ioapic", "pci", "pm", "ide", "fw_cfg", "vga",
-    "port92",
+const DEVICES: [&str; 14] = [
+    "pic", "pit", "cmos", "kbc", "com1", "com2_4", "lapic", "ioapic", "pci", "pm", "ide", "fw_cfg",
+    "vga", "port92",
 ];
 
 /// What identifies a disk attached to an IDE position.
@@ -252,6 +252,7 @@ impl PcMachine {
             encode(&b.cmos),
             encode(&b.kbc),
             encode(&b.com1),
+            encode(&b.com2_4),
             encode(&b.lapic),
             encode(&b.ioapic),
             encode(&b.pci),
@@ -326,6 +327,7 @@ impl PcMachine {
         let cmos = dev!("cmos");
         let kbc = dev!("kbc");
         let com1 = dev!("com1");
+        let com2_4 = dev!("com2_4");
         let lapic = dev!("lapic");
         let ioapic = dev!("ioapic");
         let pci = dev!("pci");
@@ -382,6 +384,7 @@ impl PcMachine {
         b.cmos = cmos;
         b.kbc = kbc;
         b.com1 = com1;
+        b.com2_4 = com2_4;
         b.lapic = lapic;
         b.ioapic = ioapic;
         b.pci = pci;
