@@ -346,7 +346,10 @@ fn section_versions_and_unknown_sections() {
     });
     assert_eq!(
         try_restore(&newer, 64 << 10).unwrap_err().to_string(),
-        "section `cpu`: version 7 is newer than this build supports (max 1)"
+        format!(
+            "section `cpu`: version 7 is newer than this build supports (max {})",
+            x86emu::snapshot::CPU_VERSION
+        )
     );
 
     let optional = rebuild(&snap, |s| {

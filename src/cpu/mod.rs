@@ -32,6 +32,8 @@ pub mod vector {
     pub const PF: u8 = 14;
     pub const MF: u8 = 16;
     pub const AC: u8 = 17;
+    /// SIMD floating-point exception (#XM).
+    pub const XM: u8 = 19;
 }
 
 /// Something that stops an instruction: a processor exception, or a feature this

@@ -135,6 +135,35 @@ pub struct Msrs {
 /// pointers (defined with the FPU in [`crate::cpu::fpu`]).
 pub use super::fpu::FpuState;
 
+/// MXCSR at reset and after INIT: every exception masked, round to nearest, FZ and DAZ
+/// clear.
+pub const MXCSR_RESET: u32 = 0x1F80;
+/// The MXCSR bits this model implements (FXSAVE stores it at offset 28): bits 0-15,
+/// DAZ included. LDMXCSR and FXRSTOR raise #GP(0) for any other bit set.
+pub const MXCSR_MASK: u32 = 0xFFFF;
+
+/// SSE/SSE2 state: XMM0-XMM7 and MXCSR.
+#[repr(C)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SseState {
+    /// XMM0-XMM7, little-endian: byte 0 holds bits 0-7, so lane k of an n-byte lane
+    /// type is bytes `n*k .. n*k + n`.
+    pub xmm: [[u8; 16]; 8],
+    /// Control and status: exception flags (bits 0-5), DAZ (6), masks (7-12), rounding
+    /// control (13-14), FZ (15).
+    pub mxcsr: u32,
+}
+
+impl Default for SseState {
+    /// The reset state: XMM0-7 zero, MXCSR 1F80H.
+    fn default() -> Self {
+        SseState {
+            xmm: [[0; 16]; 8],
+            mxcsr: MXCSR_RESET,
+        }
+    }
+}
+
 /// The complete architectural state of one IA-32 processor.
 #[repr(C)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +189,8 @@ pub struct CpuState {
     pub pdpte: [u64; 4],
     pub msr: Msrs,
     pub fpu: FpuState,
+    /// XMM0-7 and MXCSR.
+    pub sse: SseState,
     /// Current privilege level.
     pub cpl: u8,
     /// Executed HLT and waits for an interrupt.
@@ -185,6 +216,12 @@ pub const CR0_NW: u32 = 1 << 29;
 pub const CR0_CD: u32 = 1 << 30;
 pub const CR0_PG: u32 = 1 << 31;
 
+/// CR4.OSFXSR: the OS supports FXSAVE/FXRSTOR with SSE state; without it every
+/// instruction that touches XMM or MXCSR raises #UD.
+pub const CR4_OSFXSR: u32 = 1 << 9;
+/// CR4.OSXMMEXCPT: unmasked SIMD floating-point exceptions raise #XM (else #UD).
+pub const CR4_OSXMMEXCPT: u32 = 1 << 10;
+
 /// CPUID signature reported in EDX at reset (family 6, model 8, stepping 6: Pentium III class).
 pub const RESET_SIGNATURE: u32 = 0x0000_0686;
 
@@ -208,6 +245,7 @@ impl Default for CpuState {
             pdpte: [0; 4],
             msr: Msrs::default(),
             fpu: FpuState::default(),
+            sse: SseState::default(),
             cpl: 0,
             halted: false,
             shadow: false,
@@ -263,6 +301,8 @@ impl CpuState {
                 },
                 // CW 0040H, SW 0, TW 5555H, registers +0.0 (SDM vol. 3 table 9-1).
                 fpu: FpuState::power_on(),
+                // XMM0-7 zero, MXCSR 1F80H (SDM vol. 3 table 9-1).
+                sse: SseState::default(),
                 cpl: 0,
                 halted: false,
                 shadow: false,

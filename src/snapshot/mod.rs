@@ -115,12 +115,71 @@ pub const CONFIG_SECTION: &str = "config";
 pub const CONFIG_VERSION: u32 = 1;
 pub const CPU_SECTION: &str = "cpu";
 /// Bump when `CpuState`'s encoding changes, and add the upgrade to [`CPU_UPGRADES`].
-pub const CPU_VERSION: u32 = 1;
+/// Version 2 added `sse` (XMM0-7, MXCSR).
+pub const CPU_VERSION: u32 = 2;
 pub const CREATOR_SECTION: &str = "creator";
 pub const CREATOR_VERSION: u32 = 1;
 
 /// Upgrade chain of the `cpu` section (`CPU_UPGRADES[v - 1]` turns v into v + 1).
-pub const CPU_UPGRADES: &[UpgradeFn] = &[];
+pub const CPU_UPGRADES: &[UpgradeFn] = &[cpu_v1_to_v2];
+
+/// `CpuState` as version 1 of the `cpu` section encoded it (before SSE).
+#[derive(Deserialize)]
+struct CpuStateV1 {
+    gpr: [u32; 8],
+    eip: u32,
+    flags_raw: u32,
+    lazy: crate::cpu::flags::LazyFlags,
+    seg: [crate::cpu::SegmentCache; 6],
+    ldtr: crate::cpu::SegmentCache,
+    tr: crate::cpu::SegmentCache,
+    gdtr: crate::cpu::state::TableReg,
+    idtr: crate::cpu::state::TableReg,
+    cr0: u32,
+    cr2: u32,
+    cr3: u32,
+    cr4: u32,
+    dr: [u32; 8],
+    pdpte: [u64; 4],
+    msr: crate::cpu::state::Msrs,
+    fpu: crate::cpu::fpu::FpuState,
+    cpl: u8,
+    halted: bool,
+    shadow: bool,
+    db_shadow: bool,
+    icount: u64,
+}
+
+/// `cpu` v1 -> v2: the processor had no SSE state; it gets the reset state (XMM0-7
+/// zero, MXCSR 1F80H), which is what a guest that never used SSE would see.
+fn cpu_v1_to_v2(d: &[u8]) -> Result<Vec<u8>, String> {
+    let o: CpuStateV1 = decode(CPU_SECTION, d).map_err(|e| e.to_string())?;
+    Ok(encode(&CpuState {
+        gpr: o.gpr,
+        eip: o.eip,
+        flags_raw: o.flags_raw,
+        lazy: o.lazy,
+        seg: o.seg,
+        ldtr: o.ldtr,
+        tr: o.tr,
+        gdtr: o.gdtr,
+        idtr: o.idtr,
+        cr0: o.cr0,
+        cr2: o.cr2,
+        cr3: o.cr3,
+        cr4: o.cr4,
+        dr: o.dr,
+        pdpte: o.pdpte,
+        msr: o.msr,
+        fpu: o.fpu,
+        sse: crate::cpu::state::SseState::default(),
+        cpl: o.cpl,
+        halted: o.halted,
+        shadow: o.shadow,
+        db_shadow: o.db_shadow,
+        icount: o.icount,
+    }))
+}
 const CONFIG_UPGRADES: &[UpgradeFn] = &[];
 
 /// Sections that [`restore_cpu_ram`] understands.
@@ -385,7 +444,7 @@ mod tests {
     fn cpu_section_encoding_is_pinned() {
         use crate::cpu::flags::{LazyFlags, LazyOp};
         use crate::cpu::fpu::FpuState;
-        use crate::cpu::state::{Msrs, TableReg};
+        use crate::cpu::state::{Msrs, SseState, TableReg};
         use crate::cpu::SegmentCache;
         let seg = |i: u32| SegmentCache {
             selector: 0x10 + i as u16,
@@ -447,6 +506,10 @@ mod tests {
                 ferr: 0,
                 _pad: 0,
             },
+            sse: SseState {
+                xmm: std::array::from_fn(|r| std::array::from_fn(|b| (16 * r + b) as u8)),
+                mxcsr: 0x9FC0,
+            },
             cpl: 0,
             halted: true,
             shadow: false,
@@ -454,8 +517,25 @@ mod tests {
             icount: 123_456_789,
         };
         // The section stores the normalized state: the SUB record becomes flags.
-        assert_eq!(to_hex(&hash::cpu_bytes(&s)), CPU_V1);
+        assert_eq!(to_hex(&hash::cpu_bytes(&s)), CPU_V2);
+
+        // A version-1 payload (the same state before SSE existed) upgrades to this
+        // state with the SSE reset state.
+        let v1: Vec<u8> = (0..CPU_V1.len() / 2)
+            .map(|k| u8::from_str_radix(&CPU_V1[2 * k..2 * k + 2], 16).unwrap())
+            .collect();
+        let up: CpuState = decode(
+            CPU_SECTION,
+            &upgrade(CPU_SECTION, 1, &v1, CPU_UPGRADES).unwrap(),
+        )
+        .unwrap();
+        let mut want = s.clone();
+        want.normalize();
+        want.lazy = LazyFlags::default();
+        want.sse = SseState::default();
+        assert_eq!(up, want);
     }
+    const CPU_V2: &str = "010203048080020607ffffffff0f80f801970500000000000010930100ffff03010000001193018020ffff03010000001293018040ffff03010000001393018060ffff0301000000149301808001ffff030100000015930180a001ffff030100000016930180c001ffff030100000017930180e001ffff0301000000800a2700ff0711b42480804010000000000000f09ffcff0f80080100008080808080208010809280f70f0880a002808003000580808080808080808001000000000000011020ff7f000000000000808002ff068070d9030810810000000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7fc0bf0200010000959aef3a";
     const CPU_V1: &str = "010203048080020607ffffffff0f80f801970500000000000010930100ffff03010000001193018020ffff03010000001293018040ffff03010000001393018060ffff0301000000149301808001ffff030100000015930180a001ffff030100000016930180c001ffff030100000017930180e001ffff0301000000800a2700ff0711b42480804010000000000000f09ffcff0f80080100008080808080208010809280f70f0880a002808003000580808080808080808001000000000000011020ff7f000000000000808002ff068070d903081081000000010000959aef3a";
 
     #[test]
