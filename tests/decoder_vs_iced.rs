@@ -1,12 +1,13 @@
 //! Differential test of our decoder against iced-x86 (a decoder nobody here wrote):
 //! for random byte strings in 16- and 32-bit code, every instruction that belongs to
 //! our CPU model must decode to the same length, and every encoding iced rejects must
-//! be rejected by us too. Instructions outside the model (SSE, MMX, AVX, ...) must be
+//! be rejected by us too. Instructions outside the model (SSE3, AVX, ...) must be
 //! rejected by us; x87 escapes only need the right length (the FPU executes them).
+//! For MMX/SSE/SSE2 forms, `required_isa` must name the extension iced lists.
 
 use iced_x86::{Code, CpuidFeature as F, Decoder, DecoderOptions, Mnemonic};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use x86emu::cpu::decode::{decode, DecodeError, Op};
+use x86emu::cpu::decode::{decode, required_isa, DecodeError, Insn, Isa, Op};
 
 const PREFIXES: [u8; 11] = [
     0x66, 0x67, 0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0xF0, 0xF2, 0xF3,
@@ -32,12 +33,32 @@ fn in_model(features: &[F]) -> Option<bool> {
             | F::MULTIBYTENOP
             | F::PAUSE
             | F::FXSR
-            | F::MMX => {}
+            | F::MMX
+            | F::SSE
+            | F::SSE2
+            | F::CLFSH => {}
             F::FPU | F::FPU287 | F::FPU387 => x87 = true,
             _ => return None,
         }
     }
     Some(!x87)
+}
+
+/// The SIMD extension iced names for an instruction, if any (the highest one listed).
+fn iced_isa(features: &[F]) -> Option<Isa> {
+    features
+        .iter()
+        .filter_map(|f| match f {
+            F::MMX => Some(Isa::Mmx),
+            F::SSE => Some(Isa::Sse),
+            F::SSE2 | F::CLFSH => Some(Isa::Sse2),
+            _ => None,
+        })
+        .max()
+}
+
+fn our_isa(i: &Insn) -> Option<Isa> {
+    (i.op == Op::Simd).then(|| required_isa(i.ext, i.imm2 as u8, i.reg, i.is_mem()))
 }
 
 fn random_insn(rng: &mut StdRng) -> [u8; 15] {
@@ -65,17 +86,33 @@ fn run(bitness: u32, samples: usize, seed: u64) {
         let ins = d.decode();
         let ours = decode(&bytes, bitness == 32);
         let iced_len = ins.len();
+        let mut features = ins.cpuid_features().to_vec();
+        if ins.code() == Code::Paddq_mm_mmm64 {
+            // iced lists PADDQ mm as MMX; the SDM says SSE2 (as for PSUBQ and PMULUDQ).
+            features = vec![F::SSE2];
+        }
+        if let Ok(i) = &ours {
+            let want = iced_isa(&features);
+            if let Some(have) = our_isa(i) {
+                if want != Some(have) {
+                    failures.push(format!(
+                        "{bitness}-bit {:02X?}: iced {:?} needs {:?}, required_isa says {:?}",
+                        &bytes[..iced_len.max(1)],
+                        ins.code(),
+                        features,
+                        have
+                    ));
+                }
+            }
+        }
         let verdict = if ins.is_invalid()
             || matches!(
                 ins.mnemonic(),
                 Mnemonic::Ud0 | Mnemonic::Ud1 | Mnemonic::Ud2
             ) {
             None
-        } else if ins.code() == Code::Paddq_mm_mmm64 {
-            // iced lists PADDQ mm as MMX; the SDM says SSE2 (as for PSUBQ and PMULUDQ).
-            in_model(&[F::SSE2])
         } else {
-            in_model(ins.cpuid_features())
+            in_model(&features)
         };
         match (verdict, ours) {
             (None, Err(DecodeError::Invalid)) => rejected_both += 1,

@@ -10,6 +10,7 @@
 mod simd;
 mod tables;
 
+pub use simd::{required_isa, Isa};
 pub use simd::{PFX_66, PFX_F2, PFX_F3, PFX_NONE};
 
 pub use tables::Op;
@@ -228,7 +229,8 @@ pub fn decode(bytes: &[u8], code32: bool) -> Result<Insn, DecodeError> {
         insn.imm2 = pfx as u32;
         insn.rep = REP_NONE;
     }
-    // FXSAVE/FXRSTOR are "NP" encodings: a 66, F2 or F3 prefix makes them #UD.
+    // Group 15 (FXSAVE, FXRSTOR, LDMXCSR, fences, ...) has "NP" encodings: a 66, F2 or F3
+    // prefix makes them #UD.
     if opcode == 0x1AE && (opsize_prefix || rep != REP_NONE) {
         return Err(DecodeError::Invalid);
     }

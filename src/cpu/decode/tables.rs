@@ -335,7 +335,8 @@ pub(super) fn lookup(opc: u16) -> (Op, u32, u8) {
         0x1AB => (BtEG, M | LOCKOK, 1),
         0x1AC => (Shxd, M | I8, 2),
         0x1AD => (Shxd, M, 3),
-        // FXSAVE / FXRSTOR (0F AE /0 /1, memory only); executed by the x87 unit (ext 8).
+        // Group 15 (0F AE): FXSAVE / FXRSTOR (/0 /1, memory only) are executed by the x87
+        // unit (ext 8); the rest belongs to the SIMD map.
         0x1AE => (Ud, M, 0),
         0x1AF => (ImulGE, M, 0),
         0x1B0 => (Cmpxchg, M | B | LOCKOK, 0),
@@ -436,6 +437,8 @@ pub(super) fn group(opc: u16, reg: u8, regform: bool) -> Option<(Op, u32, u8)> {
         },
         0x1AE => match reg {
             0 | 1 => (Fpu, MEMONLY, 8),
+            // LDMXCSR, STMXCSR, LFENCE, MFENCE, SFENCE/CLFLUSH: forms in `simd::form`.
+            2 | 3 | 5..=7 => (Simd, 0, 0xAE),
             _ => U,
         },
         _ => return None,
