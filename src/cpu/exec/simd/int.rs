@@ -143,6 +143,8 @@ pub fn binop(opc: u8, a: &V, b: &V, n: usize) -> Option<V> {
         0x69 => unpack(a, b, n, 2, true),
         0x6A => unpack(a, b, n, 4, true),
         0x6B => pack(a, b, n, 4, true),
+        0x6C => unpack(a, b, n, 8, false),
+        0x6D => unpack(a, b, n, 8, true),
         0x74 => lanes(a, b, n, 1, eq),
         0x75 => lanes(a, b, n, 2, eq),
         0x76 => lanes(a, b, n, 4, eq),
@@ -188,4 +190,89 @@ pub fn binop(opc: u8, a: &V, b: &V, n: usize) -> Option<V> {
         0xFE => lanes(a, b, n, 4, |x, y| x.wrapping_add(y)),
         _ => return None,
     })
+}
+
+/// PSHUFW/PSHUFLW (size 2, first 0), PSHUFHW (size 2, first 4), PSHUFD (size 4, first
+/// 0): lanes `first..first + 4` of the result are lanes `first + imm[2k+1:2k]` of `b`;
+/// every other lane is copied from `b`.
+pub fn pshuf(b: &V, size: usize, first: usize, imm: u8) -> V {
+    let mut r = *b;
+    for k in 0..4 {
+        let sel = (imm >> (2 * k)) as usize & 3;
+        put(&mut r, size, first + k, get(b, size, first + sel));
+    }
+    r
+}
+
+/// SHUFPS (size 4) / SHUFPD (size 8): the low half of the result takes lanes of `a`,
+/// the high half lanes of `b`, selected by consecutive fields of `imm`.
+pub fn shufp(a: &V, b: &V, size: usize, imm: u8) -> V {
+    let lanes = 16 / size;
+    let bits = if size == 4 { 2 } else { 1 };
+    let mut r = [0u8; 16];
+    for k in 0..lanes {
+        let sel = (imm >> (bits * k)) as usize & (lanes - 1);
+        let src = if k < lanes / 2 { a } else { b };
+        put(&mut r, size, k, get(src, size, sel));
+    }
+    r
+}
+
+/// UNPCKLPS/PD, PUNPCKLQDQ (high = false) and the high forms: interleave `size`-byte
+/// lanes of the low (high) halves of two 16-byte values.
+pub fn unpack16(a: &V, b: &V, size: usize, high: bool) -> V {
+    unpack(a, b, 16, size, high)
+}
+
+/// Word `k` of `v`.
+pub fn word(v: &V, k: usize) -> u16 {
+    get(v, 2, k) as u16
+}
+
+/// `v` with word `k` replaced by `w` (PINSRW).
+pub fn pinsrw(v: &V, k: usize, w: u16) -> V {
+    let mut r = *v;
+    put(&mut r, 2, k, w as u64);
+    r
+}
+
+/// The most significant bit of each `size`-byte lane of the first `n` bytes, lane 0
+/// in bit 0 (PMOVMSKB: size 1; MOVMSKPS: 4; MOVMSKPD: 8).
+pub fn movmsk(v: &V, n: usize, size: usize) -> u32 {
+    (0..n / size).fold(0, |m, k| m | ((v[k * size + size - 1] >> 7) as u32) << k)
+}
+
+/// PMOVMSKB over the first `n` bytes.
+pub fn movmskb(v: &V, n: usize) -> u32 {
+    movmsk(v, n, 1)
+}
+
+/// PSLLDQ (left = true) / PSRLDQ: shift the 16-byte value by `count` bytes (16 or more
+/// clears it).
+pub fn byte_shift(v: &V, count: u8, left: bool) -> V {
+    let c = count as usize;
+    let mut r = [0u8; 16];
+    if c < 16 {
+        if left {
+            r[c..].copy_from_slice(&v[..16 - c]);
+        } else {
+            r[..16 - c].copy_from_slice(&v[c..]);
+        }
+    }
+    r
+}
+
+/// The 128-bit logic operations of ANDPS/ANDPD (op 0x54), ANDNPS/ANDNPD (0x55),
+/// ORPS/ORPD (0x56) and XORPS/XORPD (0x57).
+pub fn logic(op: u8, a: &V, b: &V) -> V {
+    let mut r = [0u8; 16];
+    for k in 0..16 {
+        r[k] = match op {
+            0x54 => a[k] & b[k],
+            0x55 => !a[k] & b[k],
+            0x56 => a[k] | b[k],
+            _ => a[k] ^ b[k],
+        };
+    }
+    r
 }

@@ -1,5 +1,7 @@
-//! MMX: eight 64-bit registers MM0-MM7 that alias the significands of the x87 physical
-//! registers R0-R7. Every MMX instruction except EMMS sets TOP to 0 and tags all eight
+//! MMX (and the SSE/SSE2 instructions on MMX registers: PSHUFW, PINSRW, PEXTRW,
+//! PMOVMSKB, MOVNTQ, MASKMOVQ, PAVGB/W, PMINUB, PMAXUB, PMINSW, PMAXSW, PSADBW, PMULHUW,
+//! PADDQ, PSUBQ, PMULUDQ): eight 64-bit registers MM0-MM7 that alias the significands of
+//! the x87 physical registers R0-R7. Every MMX instruction except EMMS sets TOP to 0 and tags all eight
 //! registers valid; writing MMi also sets the sign/exponent of Ri to all ones. EMMS tags
 //! all registers empty. CR0.EM gives #UD, CR0.TS #NM, and a pending unmasked x87
 //! exception is reported (#MF or FERR#) before the instruction, as for waiting x87
@@ -90,6 +92,39 @@ impl Exec<'_> {
                 } else {
                     self.set_mm(i.rm, v);
                 }
+            }
+            0x70 => {
+                // PSHUFW mm, mm/m64, imm8
+                let b = self.mm_src(i)?;
+                self.set_mm(i.reg, from_v(&int::pshuf(&to_v(b), 2, 0, i.imm as u8)));
+            }
+            0xC4 => {
+                // PINSRW mm, r32/m16, imm8
+                let w = self.read_rm(i, 2)?;
+                let r = int::pinsrw(&to_v(self.mm(i.reg)), (i.imm & 3) as usize, w as u16);
+                self.set_mm(i.reg, from_v(&r));
+            }
+            0xC5 => {
+                // PEXTRW r32, mm, imm8
+                let w = int::word(&to_v(self.mm(i.rm)), (i.imm & 3) as usize);
+                self.set_reg(i.reg, 4, w as u32);
+            }
+            0xD7 => {
+                // PMOVMSKB r32, mm
+                let m = int::movmskb(&to_v(self.mm(i.rm)), 8);
+                self.set_reg(i.reg, 4, m);
+            }
+            0xE7 => {
+                // MOVNTQ m64, mm
+                let ea = self.ea(i);
+                let v = self.mm(i.reg);
+                self.write_m64(i.seg, ea, v)?;
+            }
+            0xF7 => {
+                // MASKMOVQ mm1, mm2: bytes of mm1 selected by mm2 to DS:(E)DI.
+                let data = to_v(self.mm(i.reg));
+                let mask = to_v(self.mm(i.rm));
+                self.maskmov(i, &data, &mask, 8)?;
             }
             0x71..=0x73 => {
                 let size = 1usize << (i.ext - 0x70);

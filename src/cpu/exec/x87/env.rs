@@ -1,13 +1,11 @@
 //! FLDENV/FNSTENV/FRSTOR/FNSAVE (14/94-byte and 28/108-byte images, real-mode and
-//! protected-mode layouts) and FXSAVE/FXRSTOR (512-byte image).
+//! protected-mode layouts) and FXSAVE/FXRSTOR (512-byte image with MXCSR and XMM0-7).
 
 use super::super::{Exec, Res};
 use crate::cpu::decode::Insn;
 use crate::cpu::fpu::{FpuState, F80};
+use crate::cpu::state::{CR4_OSFXSR, MXCSR_MASK};
 use crate::cpu::{vector, Fault};
-
-/// MXCSR value FXSAVE stores until SSE exists (the reset value).
-const MXCSR_DEFAULT: u32 = 0x1F80;
 
 impl Exec<'_> {
     /// Real-address or virtual-8086 mode: the environment holds linear addresses.
@@ -215,12 +213,19 @@ impl Exec<'_> {
         Ok(ea)
     }
 
-    /// FXSAVE m512 (0F AE /0). The XMM registers and MXCSR do not exist yet: the image
-    /// holds MXCSR = 1F80H, MXCSR_MASK = 0 and zeroed XMM0-7 until SSE is implemented.
+    /// FXSAVE m512 (0F AE /0): the x87/MMX part (bytes 0-23, 32-159) and, with
+    /// CR4.OSFXSR = 1, MXCSR (24), MXCSR_MASK (28) and XMM0-7 (160-287). The SDM leaves
+    /// saving the SSE part with OSFXSR = 0 to the implementation; this model then leaves
+    /// those bytes unchanged (as Bochs and QEMU do). Bytes 288-511 (reserved and
+    /// software-available) are never written, as on the P4 in 32-bit mode; the whole
+    /// 512 bytes must be writable.
     pub(super) fn fxsave(&mut self, i: &Insn) -> Res<()> {
         let ea = self.fx_check(i)?;
+        for k in 0..4u32 {
+            self.probe_write(i.seg, ea.wrapping_add(128 * k), 128)?;
+        }
         let f: &FpuState = &self.cpu.state.fpu;
-        let mut b = vec![0u8; 512];
+        let mut b = vec![0u8; 288];
         b[0..2].copy_from_slice(&f.cw.to_le_bytes());
         b[2..4].copy_from_slice(&f.sw.to_le_bytes());
         b[4] = f.valid;
@@ -229,20 +234,42 @@ impl Exec<'_> {
         b[12..14].copy_from_slice(&f.fcs.to_le_bytes());
         b[16..20].copy_from_slice(&f.fdp.to_le_bytes());
         b[20..22].copy_from_slice(&f.fds.to_le_bytes());
-        b[24..28].copy_from_slice(&MXCSR_DEFAULT.to_le_bytes());
         for k in 0..8u8 {
             let o = 32 + 16 * k as usize;
             b[o..o + 10].copy_from_slice(&f.st(k).to_bytes());
         }
+        if self.cpu.state.cr4 & CR4_OSFXSR == 0 {
+            self.mem_write_vec(i.seg, ea, &b[..24], 16)?;
+            return self.mem_write_vec(i.seg, ea.wrapping_add(32), &b[32..160], 16);
+        }
+        let sse = &self.cpu.state.sse;
+        b[24..28].copy_from_slice(&sse.mxcsr.to_le_bytes());
+        b[28..32].copy_from_slice(&MXCSR_MASK.to_le_bytes());
+        for (k, x) in sse.xmm.iter().enumerate() {
+            b[160 + 16 * k..176 + 16 * k].copy_from_slice(x);
+        }
         self.mem_write_vec(i.seg, ea, &b, 16)
     }
 
-    /// FXRSTOR m512 (0F AE /1). The MXCSR and XMM fields are ignored until SSE exists.
+    /// FXRSTOR m512 (0F AE /1). With CR4.OSFXSR = 1 it also loads MXCSR (#GP(0), with
+    /// nothing loaded, if a bit outside MXCSR_MASK is set) and XMM0-7; with OSFXSR = 0
+    /// those fields are ignored (see [`Self::fxsave`]).
     pub(super) fn fxrstor(&mut self, i: &Insn) -> Res<()> {
         let ea = self.fx_check(i)?;
         let b = self.mem_read_vec(i.seg, ea, 512, 16)?;
         let w = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
         let d = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        if self.cpu.state.cr4 & CR4_OSFXSR != 0 {
+            let mxcsr = d(24);
+            if mxcsr & !MXCSR_MASK != 0 {
+                return Err(Fault::gp(0));
+            }
+            let sse = &mut self.cpu.state.sse;
+            sse.mxcsr = mxcsr;
+            for (k, x) in sse.xmm.iter_mut().enumerate() {
+                x.copy_from_slice(&b[160 + 16 * k..176 + 16 * k]);
+            }
+        }
         let f = &mut self.cpu.state.fpu;
         f.sw = w(2);
         f.valid = b[4];
