@@ -1,4 +1,5 @@
-//! Differential test of MMX (and, as they arrive, SSE/SSE2) against the host CPU.
+//! Differential test of MMX and the SSE/SSE2 instructions on MMX registers against the
+//! host CPU (the XMM forms are in `tests/sse_int_diff.rs`).
 //!
 //! Each case is a snippet run natively in a 32-bit process (`tests/native/runner32.c`,
 //! see `tests/common/native.rs`) and in the emulator with the same bytes:
@@ -21,6 +22,7 @@
 mod common;
 
 use common::native::{self, disasm, Emu, Exit, Outcome, Snippet, CODE_ADDR, DATA_ADDR, DATA_LEN};
+use common::simd::{count64, imm8, lanes64, modrm_mem, modrm_reg};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -45,17 +47,6 @@ struct Form {
     imm: bool,
     gen: Gen,
     n: usize,
-}
-
-fn modrm_reg(reg: u8, rm: u8) -> u8 {
-    0xC0 | reg << 3 | rm
-}
-
-/// ModRM + disp32 addressing [DATA_ADDR + off] with the given reg field.
-fn modrm_mem(reg: u8, off: u32) -> Vec<u8> {
-    let mut v = vec![0x05 | reg << 3];
-    v.extend_from_slice(&(DATA_ADDR + off).to_le_bytes());
-    v
 }
 
 fn mmx_forms() -> Vec<Form> {
@@ -194,44 +185,73 @@ fn mmx_forms() -> Vec<Form> {
     m.extend(modrm_mem(3, 96));
     add("movq m64,mm", m, false, Gen::Lanes);
     add("emms", vec![0x0F, 0x77], false, Gen::Lanes);
+
+    // SSE and SSE2 instructions on MMX registers.
+    let sse_binops: &[(u8, &str)] = &[
+        (0xD4, "paddq"),
+        (0xDA, "pminub"),
+        (0xDE, "pmaxub"),
+        (0xE0, "pavgb"),
+        (0xE3, "pavgw"),
+        (0xE4, "pmulhuw"),
+        (0xEA, "pminsw"),
+        (0xEE, "pmaxsw"),
+        (0xF4, "pmuludq"),
+        (0xF6, "psadbw"),
+        (0xFB, "psubq"),
+    ];
+    for &(op, name) in sse_binops {
+        add(
+            &format!("{name} mm,mm"),
+            vec![0x0F, op, modrm_reg(1, 3)],
+            false,
+            Gen::Lanes,
+        );
+        let mut m = vec![0x0F, op];
+        m.extend(modrm_mem(0, SRC_MEM));
+        add(&format!("{name} mm,m64"), m, false, Gen::Lanes);
+    }
+    add(
+        "pshufw mm,mm,imm8",
+        vec![0x0F, 0x70, modrm_reg(0, 3)],
+        true,
+        Gen::Lanes,
+    );
+    let mut m = vec![0x0F, 0x70];
+    m.extend(modrm_mem(2, SRC_MEM));
+    add("pshufw mm,m64,imm8", m, true, Gen::Lanes);
+    add(
+        "pinsrw mm,r32,imm8",
+        vec![0x0F, 0xC4, modrm_reg(1, 6)],
+        true,
+        Gen::Lanes,
+    );
+    let mut m = vec![0x0F, 0xC4];
+    m.extend(modrm_mem(3, SRC_MEM + 2));
+    add("pinsrw mm,m16,imm8", m, true, Gen::Lanes);
+    add(
+        "pextrw r32,mm,imm8",
+        vec![0x0F, 0xC5, modrm_reg(5, 2)],
+        true,
+        Gen::Lanes,
+    );
+    add(
+        "pmovmskb r32,mm",
+        vec![0x0F, 0xD7, modrm_reg(0, 1)],
+        false,
+        Gen::Lanes,
+    );
+    let mut m = vec![0x0F, 0xE7];
+    m.extend(modrm_mem(2, 96));
+    add("movntq m64,mm", m, false, Gen::Lanes);
+    // MASKMOVQ mm1, mm2 stores to DS:EDI: [data + 96] and a misaligned [data + 101].
+    for off in [96u32, 101] {
+        let mut m = vec![0xBF]; // mov edi, imm32
+        m.extend((DATA_ADDR + off).to_le_bytes());
+        m.extend([0x0F, 0xF7, modrm_reg(1, 2)]);
+        add(&format!("maskmovq mm,mm (+{off})"), m, false, Gen::Lanes);
+    }
     f
-}
-
-/// A 64-bit operand: random, or built from lane edge values of one lane size.
-fn lanes64(rng: &mut StdRng) -> u64 {
-    const EDGE8: [u64; 8] = [0, 1, 0x7F, 0x80, 0x81, 0xFE, 0xFF, 0x40];
-    const EDGE16: [u64; 9] = [0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0x8001, 0xFFFF];
-    const EDGE32: [u64; 7] = [0, 1, 0x7FFF, 0x8000, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF];
-    let pick = |rng: &mut StdRng, edges: &[u64], bits: u32| -> u64 {
-        if rng.gen_bool(0.7) {
-            edges[rng.gen_range(0..edges.len())]
-        } else {
-            rng.gen::<u64>() & ((1u64 << bits) - 1)
-        }
-    };
-    match rng.gen_range(0..4) {
-        0 => rng.gen(),
-        1 => (0..8).fold(0, |v, k| v | pick(rng, &EDGE8, 8) << (8 * k)),
-        2 => (0..4).fold(0, |v, k| v | pick(rng, &EDGE16, 16) << (16 * k)),
-        _ => (0..2).fold(0, |v, k| v | pick(rng, &EDGE32, 32) << (32 * k)),
-    }
-}
-
-fn count64(rng: &mut StdRng) -> u64 {
-    match rng.gen_range(0..4) {
-        0 => rng.gen_range(0..18),
-        1 => rng.gen_range(14..70),
-        2 => rng.gen::<u64>() >> rng.gen_range(0..64),
-        _ => [15, 16, 31, 32, 63, 64, 65, 1 << 32, u64::MAX][rng.gen_range(0..9)],
-    }
-}
-
-fn imm8(rng: &mut StdRng) -> u8 {
-    match rng.gen_range(0..3) {
-        0 => rng.gen_range(0..18),
-        1 => rng.gen_range(14..70),
-        _ => rng.gen(),
-    }
 }
 
 fn snippet(rng: &mut StdRng, f: &Form) -> Snippet {

@@ -514,11 +514,13 @@ fn fxsave_alignment_and_image() {
         },
         &[],
     );
+    m.cpu.state.cr4 |= x86emu::cpu::state::CR4_OSFXSR;
     assert_eq!(m.run(), RunExit::Halted);
     let img = rd(&m.mem, DATA, 512);
     assert_eq!(u16::from_le_bytes([img[0], img[1]]), 0x037F);
     assert_eq!(img[4], 0xC0, "abridged tag: R6, R7 valid");
     assert_eq!(rd32(&m.mem, DATA + 24), 0x1F80, "MXCSR");
+    assert_eq!(rd32(&m.mem, DATA + 28), 0xFFFF, "MXCSR_MASK");
     assert_eq!(&img[32..42], &x86emu::cpu::fpu::F80::ONE.to_bytes());
     let f = m.fpu();
     assert_eq!((f.top(), f.valid), (6, 0xC0));

@@ -1,2 +1,3 @@
 pub mod moo;
 pub mod native;
+pub mod simd;

@@ -76,7 +76,7 @@ pub enum Exit {
     /// Ran to the end of the snippet.
     Done,
     /// Raised an exception: the vector (natively derived from the signal:
-    /// SIGFPE = #DE 0, SIGILL = #UD 6, SIGSEGV = #GP 13, SIGBUS = #AC 17,
+    /// SIGFPE = #DE 0 (or #XM), SIGILL = #UD 6, SIGSEGV = #GP 13, SIGBUS = #AC 17,
     /// SIGTRAP = #BP 3).
     Fault(u8),
     /// Anything else (emulator only): a panic, the instruction limit, a HLT
@@ -86,9 +86,14 @@ pub enum Exit {
 
 impl Exit {
     /// Whether two exits are the same outcome. SIGSEGV cannot tell #GP, #SS
-    /// and #PF apart, so those compare equal.
+    /// and #PF apart, so those compare equal; SIGFPE is #DE or #XM (SIMD
+    /// floating point), so those do too.
     pub fn same_as(&self, other: &Exit) -> bool {
-        let norm = |v: u8| if matches!(v, 12..=14) { 13 } else { v };
+        let norm = |v: u8| match v {
+            12..=14 => 13,
+            19 => 0,
+            _ => v,
+        };
         match (self, other) {
             (Exit::Done, Exit::Done) => true,
             (Exit::Fault(a), Exit::Fault(b)) => norm(*a) == norm(*b),
@@ -308,6 +313,9 @@ pub struct Emu {
     mem: PhysMem,
     /// Upper bound of instructions per snippet.
     pub max_instructions: u64,
+    /// CR4 for every snippet (0 by default; SSE tests set OSFXSR and OSXMMEXCPT as the
+    /// host OS does).
+    pub cr4: u32,
 }
 
 impl Emu {
@@ -316,6 +324,7 @@ impl Emu {
         Emu {
             mem: PhysMem::new_flat(EMU_RAM),
             max_instructions: 100_000,
+            cr4: 0,
         }
     }
 
@@ -331,11 +340,13 @@ impl Emu {
         self.mem.write_bytes(DATA_ADDR, &dpage);
 
         let max = self.max_instructions;
+        let cr4 = self.cr4;
         let mem = &mut self.mem;
         QUIET_PANICS.with(|q| q.set(true));
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut cpu = Cpu::new();
             cpu.state.enter_flat32();
+            cpu.state.cr4 = cr4;
             cpu.stop_on_exception = true;
             for (i, &v) in s.regs.iter().enumerate() {
                 cpu.state.gpr[i] = v;
