@@ -135,8 +135,8 @@ pub struct Msrs {
 /// pointers (defined with the FPU in [`crate::cpu::fpu`]).
 pub use super::fpu::FpuState;
 
-/// MXCSR at reset and after INIT: every exception masked, round to nearest, FZ and DAZ
-/// clear.
+/// MXCSR at power-up and RESET (INIT leaves it unchanged): every exception masked,
+/// round to nearest, FZ and DAZ clear.
 pub const MXCSR_RESET: u32 = 0x1F80;
 /// The MXCSR bits this model implements (FXSAVE stores it at offset 28): bits 0-15,
 /// DAZ included. LDMXCSR and FXRSTOR raise #GP(0) for any other bit set.
