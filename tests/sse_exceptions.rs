@@ -318,3 +318,52 @@ fn rd32(mem: &PhysMem, addr: u32) -> u32 {
     mem.read_bytes(addr, &mut b);
     u32::from_le_bytes(b)
 }
+
+#[test]
+fn maskmov_checks_the_whole_destination_whatever_the_mask() {
+    // maskmovdqu xmm0, xmm1 / maskmovq mm0, mm1 to DS:EDI.
+    let maskmovdqu = [0x66, 0x0F, 0xF7, 0xC1];
+    let maskmovq = [0x0F, 0xF7, 0xC1];
+    let setup = |edi: u32, mask: u8| {
+        move |c: &mut Cpu, _: &mut PhysMem| {
+            c.state.gpr[7] = DATA + edi;
+            c.state.seg[3].limit = 0x2FFF;
+            c.state.sse.xmm[0] = xmm_pattern(1);
+            c.state.sse.xmm[1] = std::array::from_fn(|k| if k % 3 == 0 { mask } else { 0 });
+            c.state.fpu.sig[0] = 0x1122_3344_5566_7788;
+            c.state.fpu.sig[1] = if mask != 0 { 0x80 } else { 0 };
+        }
+    };
+    let r = run(&maskmovdqu, 0, OSFXSR, setup(0x10, 0x80));
+    assert_eq!(r.fault, None);
+    let mut got = [0u8; 16];
+    r.mem.read_bytes(DATA + 0x10, &mut got);
+    let want: [u8; 16] = std::array::from_fn(|k| if k % 3 == 0 { xmm_pattern(1)[k] } else { 0 });
+    assert_eq!(got, want, "only the selected bytes are written");
+    let r = run(&maskmovq, 0, 0, setup(0x20, 0x80));
+    assert_eq!((r.fault, rd32(&r.mem, DATA + 0x20)), (None, 0x88));
+    // Past the segment limit: #GP even with an all-zero mask, and nothing written.
+    for (code, cr4, n) in [(&maskmovdqu[..], OSFXSR, 16), (&maskmovq[..], 0, 8)] {
+        for mask in [0, 0x80] {
+            let r = run(code, 0, cr4, setup(0x1000 - n + 1, mask));
+            assert_eq!(r.fault, Some((GP, Some(0))), "{code:02x?} mask {mask:#x}");
+            assert_eq!(rd32(&r.mem, DATA + 0x1000 - n + 1), 0);
+        }
+    }
+    // #AC at CPL 3 when EDI is not 8-byte aligned.
+    let user = |edi: u32| {
+        move |c: &mut Cpu, m: &mut PhysMem| {
+            setup(edi, 0)(c, m);
+            c.state.cpl = 3;
+            c.state.cr0 |= CR0_AM;
+            let f = c.state.eflags() | 1 << 18;
+            c.state.set_eflags(f);
+        }
+    };
+    assert_eq!(
+        run(&maskmovdqu, 0, OSFXSR, user(4)).fault,
+        Some((AC, Some(0)))
+    );
+    assert_eq!(run(&maskmovdqu, 0, OSFXSR, user(8)).fault, None);
+    assert_eq!(run(&maskmovq, 0, 0, user(1)).fault, Some((AC, Some(0))));
+}

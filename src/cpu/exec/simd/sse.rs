@@ -41,16 +41,16 @@ impl Exec<'_> {
 
     /// MASKMOVQ / MASKMOVDQU: store the bytes of `data` whose `mask` byte has its top bit
     /// set to DS:(E)DI (segment override allowed). The whole `n`-byte destination is
-    /// checked before any byte is written; with an all-zero mask nothing is accessed.
+    /// checked (segment, #AC off an 8-byte boundary, pages) before any byte is written,
+    /// whatever the mask: the SDM leaves faults for unselected bytes to the
+    /// implementation, and Intel hardware checks them even with an all-zero mask.
     pub(super) fn maskmov(&mut self, i: &Insn, data: &V, mask: &V, n: u8) -> Res<()> {
-        if mask[..n as usize].iter().all(|&m| m & 0x80 == 0) {
-            return Ok(());
-        }
         let mut off = self.cpu.state.gpr[EDI];
         if !i.asize32() {
             off &= 0xFFFF;
         }
         let lin = self.lin(i.seg, off, n, true)?;
+        self.vec_align(lin, n, Align::Any)?;
         self.probe_write(i.seg, off, n)?;
         for k in 0..n as usize {
             if mask[k] & 0x80 != 0 {
