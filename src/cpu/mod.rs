@@ -7,6 +7,7 @@ pub mod decode;
 mod exec;
 pub mod flags;
 pub mod fpu;
+pub mod softfloat;
 pub mod state;
 
 pub use state::{regs, CpuState, SegReg, SegmentCache};
