@@ -76,8 +76,8 @@ pub enum Exit {
     /// Ran to the end of the snippet.
     Done,
     /// Raised an exception: the vector (natively derived from the signal:
-    /// SIGFPE = #DE 0 (or #XM), SIGILL = #UD 6, SIGSEGV = #GP 13, SIGBUS = #AC 17,
-    /// SIGTRAP = #BP 3).
+    /// SIGFPE = #DE 0 (or #XM 19 when the kernel reports trap 19), SIGILL =
+    /// #UD 6, SIGSEGV = #GP 13, SIGBUS = #AC 17, SIGTRAP = #BP 3).
     Fault(u8),
     /// Anything else (emulator only): a panic, the instruction limit, a HLT
     /// at an unexpected address, ...
@@ -129,6 +129,7 @@ pub fn vector_name(v: u8) -> String {
         14 => "#PF",
         16 => "#MF",
         17 => "#AC",
+        19 => "#XM",
         _ => return format!("vector {v}"),
     };
     format!("{n} ({v})")
@@ -215,15 +216,42 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
 }
 
+/// Size of an FXSAVE image.
+pub const FX_LEN: usize = 512;
+
 /// Runs every snippet natively, in order, in one runner process.
 pub fn run_native(runner: &Path, cases: &[Snippet]) -> Vec<Outcome> {
+    run_native_impl(runner, cases, false)
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect()
+}
+
+/// Like [`run_native`], and also returns the FXSAVE image of the x87/MMX/SSE
+/// state after each snippet (for a fault: at the faulting instruction, as the
+/// kernel saved it in the signal frame; all zeros if it saved none).
+pub fn run_native_fx(runner: &Path, cases: &[Snippet]) -> Vec<(Outcome, Box<[u8; FX_LEN]>)> {
+    run_native_impl(runner, cases, true)
+        .into_iter()
+        .map(|(o, fx)| (o, fx.expect("fx mode returns images")))
+        .collect()
+}
+
+type NativeResult = (Outcome, Option<Box<[u8; FX_LEN]>>);
+
+fn run_native_impl(runner: &Path, cases: &[Snippet], fx: bool) -> Vec<NativeResult> {
+    let result_len = RESULT_LEN + if fx { FX_LEN } else { 0 };
     let mut input = Vec::with_capacity(cases.len() * (DATA_LEN + 64));
     for c in cases {
         encode_case(&mut input, c);
     }
     input.extend_from_slice(&0u32.to_le_bytes());
 
-    let mut child = Command::new(runner)
+    let mut cmd = Command::new(runner);
+    if fx {
+        cmd.arg("--fx");
+    }
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -234,7 +262,7 @@ pub fn run_native(runner: &Path, cases: &[Snippet]) -> Vec<Outcome> {
         // A write error means the runner died; its exit status says why.
         let _ = stdin.write_all(&input);
     });
-    let mut out = Vec::with_capacity(cases.len() * RESULT_LEN);
+    let mut out = Vec::with_capacity(cases.len() * result_len);
     child
         .stdout
         .take()
@@ -246,13 +274,13 @@ pub fn run_native(runner: &Path, cases: &[Snippet]) -> Vec<Outcome> {
     let status = child.wait().expect("waiting for runner");
     writer.join().unwrap();
     assert!(
-        status.success() && out.len() == cases.len() * RESULT_LEN,
+        status.success() && out.len() == cases.len() * result_len,
         "native runner failed ({status}); {} of {} results; stderr: {err}",
-        out.len() / RESULT_LEN,
+        out.len() / result_len,
         cases.len()
     );
 
-    out.chunks_exact(RESULT_LEN)
+    out.chunks_exact(result_len)
         .map(|r| {
             let exit = match u32_at(r, 0) {
                 0 => Exit::Done,
@@ -260,6 +288,7 @@ pub fn run_native(runner: &Path, cases: &[Snippet]) -> Vec<Outcome> {
                 2 => Exit::Fault(13),
                 3 => Exit::Fault(6),
                 4 => Exit::Fault(17),
+                6 => Exit::Fault(19),
                 _ => Exit::Fault(3),
             };
             let mut regs = [0u32; 8];
@@ -268,13 +297,19 @@ pub fn run_native(runner: &Path, cases: &[Snippet]) -> Vec<Outcome> {
             }
             let mut data = [0u8; DATA_LEN];
             data.copy_from_slice(&r[44..44 + DATA_LEN]);
-            Outcome {
+            let image = fx.then(|| {
+                let mut b = Box::new([0u8; FX_LEN]);
+                b.copy_from_slice(&r[RESULT_LEN..RESULT_LEN + FX_LEN]);
+                b
+            });
+            let o = Outcome {
                 exit,
                 regs,
                 eip: u32_at(r, 36),
                 eflags: u32_at(r, 40),
                 data,
-            }
+            };
+            (o, image)
         })
         .collect()
 }
@@ -332,6 +367,16 @@ impl Emu {
     /// buffer at [`DATA_ADDR`], 32-bit flat protected mode, CPL 0, exceptions
     /// stop the run (state rolled back to the faulting instruction).
     pub fn run(&mut self, s: &Snippet) -> Outcome {
+        self.run_with(s, |_| ()).0
+    }
+
+    /// Like [`Emu::run`], and also applies `inspect` to the CPU after the run
+    /// (None if the emulator panicked).
+    pub fn run_with<T>(
+        &mut self,
+        s: &Snippet,
+        inspect: impl FnOnce(&Cpu) -> T,
+    ) -> (Outcome, Option<T>) {
         let mut page = vec![0xF4u8; PAGE];
         page[..s.code.len()].copy_from_slice(&s.code);
         self.mem.write_bytes(CODE_ADDR, &page);
@@ -360,7 +405,8 @@ impl Emu {
             for (i, r) in regs.iter_mut().enumerate() {
                 *r = cpu.state.gpr[i];
             }
-            (exit, regs, cpu.state.eip, cpu.state.eflags())
+            let seen = inspect(&cpu);
+            (exit, regs, cpu.state.eip, cpu.state.eflags(), seen)
         }));
         QUIET_PANICS.with(|q| q.set(false));
 
@@ -368,7 +414,7 @@ impl Emu {
         self.mem.read_bytes(DATA_ADDR, &mut data);
         let end = CODE_ADDR + s.code.len() as u32;
         match result {
-            Ok((exit, regs, eip, eflags)) => {
+            Ok((exit, regs, eip, eflags, seen)) => {
                 let (exit, eip) = match exit {
                     RunExit::Halted if eip == end + 1 => (Exit::Done, end),
                     RunExit::Halted => (
@@ -378,21 +424,25 @@ impl Emu {
                     RunExit::Exception { vector, .. } => (Exit::Fault(vector), eip),
                     other => (Exit::Other(format!("run() returned {other:?}")), eip),
                 };
-                Outcome {
+                let o = Outcome {
                     exit,
                     regs,
                     eip,
                     eflags,
                     data,
-                }
+                };
+                (o, Some(seen))
             }
-            Err(p) => Outcome {
-                exit: Exit::Other(format!("emulator panicked: {}", panic_message(&*p))),
-                regs: [0; 8],
-                eip: 0,
-                eflags: 0,
-                data,
-            },
+            Err(p) => {
+                let o = Outcome {
+                    exit: Exit::Other(format!("emulator panicked: {}", panic_message(&*p))),
+                    regs: [0; 8],
+                    eip: 0,
+                    eflags: 0,
+                    data,
+                };
+                (o, None)
+            }
         }
     }
 }

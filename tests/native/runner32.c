@@ -13,8 +13,9 @@
  *               u8  data[DATA_LEN]
  *   response := result per case, in order
  *   result   := u32 outcome (0 ok, 1 SIGFPE/#DE, 2 SIGSEGV, 3 SIGILL,
- *                            4 SIGBUS, 5 SIGTRAP),
+ *                            4 SIGBUS, 5 SIGTRAP, 6 SIGFPE from #XM),
  *               u32 regs[8], u32 eip, u32 eflags, u8 data[DATA_LEN]
+ *               [u8 fxsave[512]]   (only when started with `--fx`)
  *
  * For outcome 0 the registers are those after the snippet and `eip` is
  * CODE_ADDR + code_len (where the runner's RET sits). For a fault they come
@@ -25,6 +26,13 @@
  * with a CALL from a trampoline that loads every general register except ESP
  * plus EFLAGS (POPFD). The data buffer lives at DATA_ADDR; the whole data page
  * is zeroed before each case. Snippets must not use the stack.
+ *
+ * With `--fx` each result is followed by the 512-byte FXSAVE image of the
+ * x87/MMX/SSE state: taken by the trampoline right after the snippet returns,
+ * or for a fault the image the kernel saved in the signal frame (the state at
+ * the faulting instruction, MXCSR flags included). A fault whose frame has no
+ * FXSAVE image gives 512 zero bytes. SIGFPE is reported as outcome 6 when the
+ * kernel says it came from a SIMD floating-point exception (trap 19).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,7 +61,15 @@
 #define DATA_LEN 256u
 #define EFLAGS_IN_MASK 0x0CD5u /* CF PF AF ZF SF DF OF */
 
-enum { OUT_OK = 0, OUT_FPE = 1, OUT_SEGV = 2, OUT_ILL = 3, OUT_BUS = 4, OUT_TRAP = 5 };
+enum { OUT_OK = 0, OUT_FPE = 1, OUT_SEGV = 2, OUT_ILL = 3, OUT_BUS = 4, OUT_TRAP = 5,
+       OUT_XM = 6 };
+
+/* x86 trap number of a SIMD floating-point exception. */
+#define TRAP_XM 19
+/* Offset of the FXSAVE image in the i386 signal frame's FPU state (after the
+ * 112-byte FNSAVE-format header whose last u16, `magic`, is 0 when present). */
+#define FRAME_FX_OFF 112
+#define FRAME_MAGIC_OFF 110
 
 /* Trampoline state; absolute addresses (the runner is linked non-PIE). */
 uint32_t t_in[8];
@@ -62,6 +78,8 @@ uint32_t t_out[8];
 uint32_t t_out_eflags;
 uint32_t t_entry = CODE_ADDR;
 uint32_t t_host_esp;
+/* FXSAVE image right after the snippet returns. */
+uint8_t t_fx[512] __attribute__((aligned(16)));
 
 void run_snippet(void);
 
@@ -93,6 +111,7 @@ __asm__(".text\n"
         "  movl %esi, t_out+24\n"
         "  movl %edi, t_out+28\n"
         "  popl t_out_eflags\n"
+        "  fxsave t_fx\n"
         "  cld\n"
         "  movl t_host_esp, %esp\n"
         "  popl %edi\n"
@@ -106,6 +125,9 @@ static volatile sig_atomic_t fault_sig;
 static uint32_t fault_regs[8];
 static uint32_t fault_eip;
 static uint32_t fault_eflags;
+static uint32_t fault_trapno;
+static uint8_t fault_fx[512];
+static int fault_has_fx;
 
 static void on_fault(int sig, siginfo_t *si, void *ctx)
 {
@@ -122,6 +144,17 @@ static void on_fault(int sig, siginfo_t *si, void *ctx)
     fault_regs[7] = (uint32_t)g[REG_EDI];
     fault_eip = (uint32_t)g[REG_EIP];
     fault_eflags = (uint32_t)g[REG_EFL];
+    fault_trapno = (uint32_t)g[REG_TRAPNO];
+    fault_has_fx = 0;
+    if (uc->uc_mcontext.fpregs) {
+        const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
+        uint16_t magic;
+        memcpy(&magic, fp + FRAME_MAGIC_OFF, 2);
+        if (magic == 0) {
+            memcpy(fault_fx, fp + FRAME_FX_OFF, sizeof fault_fx);
+            fault_has_fx = 1;
+        }
+    }
     fault_sig = sig;
     siglongjmp(fault_jmp, 1);
 }
@@ -162,8 +195,9 @@ static void write_exact(const void *buf, size_t n)
         die("write");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int fx_mode = argc > 1 && strcmp(argv[1], "--fx") == 0;
     static uint8_t altstack[64 * 1024];
     stack_t ss;
     struct sigaction sa;
@@ -220,7 +254,7 @@ int main(void)
             eip = CODE_ADDR + len;
         } else {
             switch (fault_sig) {
-            case SIGFPE: outcome = OUT_FPE; break;
+            case SIGFPE: outcome = fault_trapno == TRAP_XM ? OUT_XM : OUT_FPE; break;
             case SIGSEGV: outcome = OUT_SEGV; break;
             case SIGILL: outcome = OUT_ILL; break;
             case SIGBUS: outcome = OUT_BUS; break;
@@ -235,6 +269,13 @@ int main(void)
         write_exact(&eip, 4);
         write_exact(&res_eflags, 4);
         write_exact(data, DATA_LEN);
+        if (fx_mode) {
+            static const uint8_t zero_fx[512];
+            const uint8_t *fx = t_fx;
+            if (outcome != OUT_OK)
+                fx = fault_has_fx ? fault_fx : zero_fx;
+            write_exact(fx, 512);
+        }
     }
     if (fflush(stdout) != 0)
         die("flush");
