@@ -136,7 +136,6 @@ impl Exec<'_> {
 
     /// The fault for an unmasked SIMD floating-point exception: #XM with
     /// CR4.OSXMMEXCPT = 1, #UD without.
-    #[allow(dead_code)] // part of the interface for `fp` (see there)
     pub(crate) fn simd_fp_fault(&self) -> Fault {
         if self.cpu.state.cr4 & CR4_OSXMMEXCPT != 0 {
             Fault::ex(vector::XM)
