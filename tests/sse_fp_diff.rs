@@ -20,7 +20,9 @@
 //! 3. [`xm_delivery_and_ud_without_osxmmexcpt`] (emulator only): an unmasked exception
 //!    is delivered through the IDT as #XM (vector 19, no error code, EIP of the faulting
 //!    instruction, destination unchanged, flag recorded) with CR4.OSXMMEXCPT = 1 and as
-//!    #UD without.
+//!    #UD without. [`mmx_operand_conversions_and_pending_x87_exceptions`]: the forms
+//!    with an MMX register operand take a pending x87 exception (#MF) first, CVTPI2PS/PD
+//!    from memory do not.
 //!
 //! Everything must match 100%; the per-operation and per-form counts are printed
 //! (`cargo test --test sse_fp_diff -- --nocapture`).
@@ -1210,4 +1212,50 @@ fn xm_delivery_and_ud_without_osxmmexcpt() {
     );
     assert_eq!(cpu.state.gpr[EAX], 0xAAAA_AAAA);
     assert_eq!(cpu.state.sse.mxcsr, pm_unmasked | mxb::PE);
+}
+
+/// The conversions with an MMX register operand report a pending x87 exception first
+/// (#MF with CR0.NE = 1); CVTPI2PS/PD from memory ignore it and leave the x87 alone.
+#[test]
+fn mmx_operand_conversions_and_pending_x87_exceptions() {
+    use delivery::*;
+    use x86emu::cpu::RunExit;
+    const CR0_NE: u32 = 1 << 5;
+    let mut m64 = vec![0x0F, 0x2A, 0x05];
+    m64.extend((DATA + 0x20).to_le_bytes());
+    let mut m64_pd = vec![0x66];
+    m64_pd.extend(&m64);
+    let forms: [(&str, Vec<u8>, bool); 6] = [
+        ("cvtpi2ps xmm0,mm1", vec![0x0F, 0x2A, 0xC1], true),
+        ("cvtpi2pd xmm0,mm1", vec![0x66, 0x0F, 0x2A, 0xC1], true),
+        ("cvtps2pi mm0,xmm1", vec![0x0F, 0x2D, 0xC1], true),
+        ("cvttpd2pi mm0,xmm1", vec![0x66, 0x0F, 0x2C, 0xC1], true),
+        ("cvtpi2ps xmm0,m64", m64, false),
+        ("cvtpi2pd xmm0,m64", m64_pd, false),
+    ];
+    for (name, code, mmx) in forms {
+        let (mut cpu, mut mem) = machine(&code, OSFXSR | OSXMMEXCPT, 0x1F80, [0; 4], [0; 4]);
+        cpu.stop_on_exception = true;
+        cpu.state.cr0 |= CR0_NE;
+        cpu.state.fpu.sw |= 0x81; // IE + ES: an unmasked exception is pending
+        cpu.state.fpu.sw |= 3 << 11; // TOP = 3
+        cpu.state.fpu.valid = 0x08;
+        let r = run(&mut cpu, &mut mem);
+        if mmx {
+            assert_eq!(
+                r,
+                RunExit::Exception {
+                    vector: 16,
+                    error_code: None
+                },
+                "{name}: #MF"
+            );
+            assert_eq!(cpu.state.eip, insn_at(), "{name}");
+            assert_eq!((cpu.state.fpu.sw >> 11) & 7, 3, "{name}: no transition");
+        } else {
+            assert_eq!(r, RunExit::Halted, "{name}: no #MF");
+            assert_eq!((cpu.state.fpu.sw >> 11) & 7, 3, "{name}: no transition");
+            assert_eq!(cpu.state.fpu.valid, 0x08, "{name}: tags untouched");
+        }
+    }
 }
