@@ -271,9 +271,6 @@ pub struct ConsoleOptions {
     pub realtime: bool,
     /// Where Ctrl-A s writes `x86emu-<icount>.snap` (`None`: the current directory).
     pub snapshot_dir: Option<std::path::PathBuf>,
-    /// On a checkpoint signal ([`crate::checkpoint`]), write `checkpoint.snap` into
-    /// `snapshot_dir` and stop with [`ConsoleExit::Checkpoint`].
-    pub checkpoint_on_signal: bool,
 }
 
 /// Write a snapshot of `m` atomically as `x86emu-<icount>.snap` in `dir` (`None`: the
@@ -297,6 +294,9 @@ pub enum ConsoleExit {
     Quit,
     /// A checkpoint signal arrived; the snapshot was written to this path.
     Checkpoint(std::path::PathBuf),
+    /// Writing a checkpoint failed (after a signal), or the snapshot directory was
+    /// taken over by another process: the message says why.
+    CheckpointFailed(String),
 }
 
 /// Drive `m` with the terminal attached: serial and VGA output to stdout, stdin (raw if
@@ -304,6 +304,18 @@ pub enum ConsoleExit {
 pub fn run_machine(
     m: &mut crate::machine::PcMachine,
     opts: &ConsoleOptions,
+) -> io::Result<ConsoleExit> {
+    run_machine_in(m, opts, None)
+}
+
+/// [`run_machine`] with a snapshot directory ([`crate::checkpoint`]): COM1 output is
+/// appended to its `console.log`; a checkpoint signal writes a checkpoint and stops with
+/// [`ConsoleExit::Checkpoint`]; periodic checkpoints are written when their interval has
+/// passed. Checkpoints are taken between `run` slices and only read the machine.
+pub fn run_machine_in(
+    m: &mut crate::machine::PcMachine,
+    opts: &ConsoleOptions,
+    mut dir: Option<&mut crate::checkpoint::CheckpointDir>,
 ) -> io::Result<ConsoleExit> {
     use crate::machine::MachineExit;
     use std::time::{Duration, Instant};
@@ -339,6 +351,11 @@ pub fn run_machine(
 
         // Guest output.
         let serial = m.board.com1.take_output();
+        if let Some(d) = dir.as_deref_mut() {
+            if let Err(e) = d.append_console(&serial) {
+                return Ok(ConsoleExit::CheckpointFailed(e.to_string()));
+            }
+        }
         if !serial.is_empty() {
             match &opts.serial {
                 SerialOut::Stdio => {
@@ -375,12 +392,24 @@ pub fn run_machine(
         }
         out.flush()?;
 
-        // Checkpoint signals: the guest output so far is drained, so the UART is empty.
-        if let (true, Some(dir)) = (opts.checkpoint_on_signal, &opts.snapshot_dir) {
+        // Checkpoints: the guest output so far is drained (the UART is empty) and in
+        // console.log.
+        if let Some(d) = dir.as_deref_mut() {
             if crate::checkpoint::requested() {
-                let (p, _) = crate::checkpoint::write_checkpoint(m, dir)
-                    .map_err(|e| io::Error::other(e.to_string()))?;
-                return Ok(ConsoleExit::Checkpoint(p));
+                return Ok(match d.checkpoint_current(m) {
+                    Ok(p) => ConsoleExit::Checkpoint(p),
+                    Err(e) => ConsoleExit::CheckpointFailed(e.to_string()),
+                });
+            }
+            if d.periodic_due(m.cpu.state.icount) {
+                if let Err(e) = d.checkpoint(m) {
+                    if matches!(e, crate::checkpoint::DirError::Conflict { .. }) {
+                        return Ok(ConsoleExit::CheckpointFailed(e.to_string()));
+                    }
+                    // The previous generation is still there: warn, try again later.
+                    eprint!("\r\nx86emu: warning: periodic checkpoint failed: {e}\r\n");
+                    d.postpone();
+                }
             }
         }
 

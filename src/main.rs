@@ -41,10 +41,29 @@ enum Cmd {
     /// Continue a snapshot (written with Ctrl-A s) with the terminal attached. Attach the
     /// same disk images as the snapshotted machine had (checked by size and content
     /// hash); their guest writes come from the snapshot. Exit status 3: unusable snapshot.
+    /// With --snapshot-dir, the directory starts a new run from the snapshot (as
+    /// `boot --resume never` would); continue a checkpoint directory with
+    /// `boot --resume auto` instead.
     Resume(ResumeArgs),
-    /// Check a snapshot file and print its header, sections, configuration, instruction
-    /// count and state hash. Exit status 3 if it is unusable.
+    /// Snapshot files.
+    Snapshot {
+        #[command(subcommand)]
+        cmd: SnapshotCmd,
+    },
+    /// The same as `snapshot info`.
+    #[command(hide = true)]
     SnapshotInfo {
+        /// The snapshot file.
+        file: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCmd {
+    /// Check a snapshot file and print its header, sections and their sizes, the machine
+    /// configuration, the instruction count, the checkpoint generation and console
+    /// position (for checkpoints) and the state hash. Exit status 3 if it is unusable.
+    Info {
         /// The snapshot file.
         file: std::path::PathBuf,
     },
@@ -82,15 +101,23 @@ struct RunArgs {
     /// Print the state hash (CPU, RAM, devices, disk overlays) to stderr at exit.
     #[arg(long)]
     print_state_hash: bool,
-    /// Where Ctrl-A s writes snapshots (default: the current directory). With it, SIGTERM,
-    /// SIGUSR1, SIGUSR2, SIGXCPU and SIGINT (the latter only when stdin is not a terminal)
-    /// write DIR/checkpoint.snap (the previous one becomes checkpoint.prev.snap) and exit
-    /// with --checkpoint-exit-code.
+    /// A checkpoint directory (created if missing; see README, "Batch jobs and
+    /// checkpoints"): SIGTERM, SIGINT, SIGUSR1, SIGUSR2 and SIGXCPU write
+    /// DIR/checkpoint.snap (the previous one becomes checkpoint.prev.snap) and exit with
+    /// --checkpoint-exit-code; the guest's COM1 output also goes to DIR/console.log; a
+    /// finished guest is recorded in DIR/done; DIR/lock keeps a second emulator out.
+    /// Ctrl-A s snapshots go here too (default: the current directory).
     #[arg(long)]
     snapshot_dir: Option<std::path::PathBuf>,
     /// Exit status after a checkpoint on a signal.
-    #[arg(long, default_value_t = x86emu::checkpoint::DEFAULT_EXIT_CODE)]
+    #[arg(long, default_value_t = x86emu::checkpoint::DEFAULT_EXIT_CODE,
+          value_parser = clap::value_parser!(u8).range(1..))]
     checkpoint_exit_code: u8,
+    /// Also write a checkpoint whenever this much host (wall-clock) time has passed since
+    /// the last one: 30s, 5m, 1h, 250ms, or plain seconds. It bounds the work lost when
+    /// the job is killed; it never changes what the guest computes.
+    #[arg(long, requires = "snapshot_dir", value_parser = x86emu::checkpoint::parse_duration)]
+    checkpoint_interval: Option<std::time::Duration>,
 }
 
 #[derive(clap::Args)]
@@ -124,11 +151,13 @@ struct BootArgs {
     /// clocks (TSC, timers, RTC) advance per retired instruction.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     mhz: u64,
-    /// With auto or require and a checkpoint in --snapshot-dir, continue from it instead
-    /// of booting (require: exit 3 if there is none). Give the same options as the
-    /// checkpointed run.
-    #[arg(long, default_value = "never")]
-    resume: x86emu::checkpoint::ResumeMode,
+    /// What to do with --snapshot-dir's contents: auto (the default with --snapshot-dir)
+    /// continues from the newest usable checkpoint, or reports a finished guest again,
+    /// or boots if there is nothing; require is auto but exits 3 when there is no
+    /// checkpoint; never starts over (discarding the directory's checkpoints, done
+    /// marker and console.log). Give the same options as the checkpointed run.
+    #[arg(long)]
+    resume: Option<x86emu::checkpoint::ResumeMode>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -162,7 +191,31 @@ const BIOS_SEARCH: &[&str] = &[
 ];
 
 fn boot(a: BootArgs) -> ExitCode {
+    use x86emu::checkpoint::{ResumeMode, Resumed};
     use x86emu::machine::{BootSource, PcConfig, PcMachine};
+    let mode = a.resume.unwrap_or(if a.run.snapshot_dir.is_some() {
+        ResumeMode::Auto
+    } else {
+        ResumeMode::Never
+    });
+    if mode != ResumeMode::Never && a.run.snapshot_dir.is_none() {
+        eprintln!("x86emu: --resume auto|require needs --snapshot-dir");
+        return ExitCode::from(2);
+    }
+    let mut dir = match open_dir(&a.run) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    if let (Some(d), true) = (dir.as_mut(), mode != ResumeMode::Never) {
+        match d.done_marker() {
+            Ok(Some(done)) => return report_done(d, &done, &a.run),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("x86emu: {e}");
+                return ExitCode::from(e.exit_code());
+            }
+        }
+    }
     let source = if let Some(k) = &a.kernel {
         let kernel = match read_file("kernel", k) {
             Ok(b) => b,
@@ -210,20 +263,74 @@ fn boot(a: BootArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    use x86emu::checkpoint::{resume_from_dir, ResumeError};
-    match resume_from_dir(&mut m, a.run.snapshot_dir.as_deref(), a.resume) {
-        Ok(Some(p)) => eprintln!("x86emu: resuming from {}", p.display()),
-        Ok(None) => {}
-        Err(e) => {
-            eprintln!("x86emu: {e}");
-            return ExitCode::from(if matches!(e, ResumeError::NoDirectory) {
-                2
-            } else {
-                3
-            });
+    if let Some(d) = dir.as_mut() {
+        let r = match mode {
+            ResumeMode::Never => d.start_fresh().map(|()| Resumed::Fresh),
+            _ => d.resume(&mut m, mode == ResumeMode::Require),
+        };
+        match r {
+            Ok(Resumed::From { path, generation }) => eprintln!(
+                "x86emu: resuming from {} (generation {generation}, instruction {})",
+                path.display(),
+                m.cpu.state.icount
+            ),
+            Ok(Resumed::Fresh) => {}
+            Err(e) => {
+                eprintln!("x86emu: {e}");
+                return ExitCode::from(e.exit_code());
+            }
         }
     }
-    run_console(&mut m, &a.run)
+    // boot's instruction limit counts from power-on, also after a resume: a job
+    // interrupted and resumed stops where an uninterrupted one does.
+    let limit = a
+        .run
+        .max_instructions
+        .map(|n| n.saturating_sub(m.cpu.state.icount));
+    run_console(&mut m, &a.run, limit, dir.as_mut())
+}
+
+/// Open and lock --snapshot-dir and install the checkpoint signal handlers.
+fn open_dir(a: &RunArgs) -> Result<Option<x86emu::checkpoint::CheckpointDir>, ExitCode> {
+    let Some(p) = &a.snapshot_dir else {
+        return Ok(None);
+    };
+    let d = x86emu::checkpoint::CheckpointDir::open(p).map_err(|e| {
+        eprintln!("x86emu: {e}");
+        ExitCode::from(e.exit_code())
+    })?;
+    if let Err(e) = x86emu::checkpoint::install_handlers() {
+        eprintln!("x86emu: cannot install checkpoint signal handlers: {e}");
+        return Err(ExitCode::from(1));
+    }
+    Ok(Some(d))
+}
+
+/// A finished guest's directory: say so and exit with its status again.
+fn report_done(
+    d: &mut x86emu::checkpoint::CheckpointDir,
+    done: &x86emu::checkpoint::DoneMarker,
+    a: &RunArgs,
+) -> ExitCode {
+    if let Err(e) = d.replay_done(done) {
+        eprintln!("x86emu: {e}");
+        return ExitCode::from(e.exit_code());
+    }
+    eprintln!(
+        "x86emu: {}: the guest already finished ({} at instruction {}, exit status {}); not running it again",
+        d.path().join(x86emu::checkpoint::DONE_FILE).display(),
+        done.reason,
+        done.icount,
+        done.status
+    );
+    if a.print_state_hash {
+        eprintln!(
+            "x86emu: state hash {} at instruction {}",
+            x86emu::snapshot::to_hex(&done.state_hash),
+            done.icount
+        );
+    }
+    ExitCode::from(done.status)
 }
 
 fn load_bios(path: Option<&std::path::Path>) -> Result<Vec<u8>, ExitCode> {
@@ -284,6 +391,25 @@ fn attach_drives(
 fn resume(a: ResumeArgs) -> ExitCode {
     use x86emu::clock::Clock;
     use x86emu::machine::{BootSource, PcConfig, PcMachine, SnapshotConfig};
+    if let Some(d) = &a.run.snapshot_dir {
+        let same = |f: &str| {
+            let c = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+            c(&a.file).is_some() && c(&a.file) == c(&d.join(f))
+        };
+        if same(x86emu::checkpoint::CHECKPOINT_FILE) || same(x86emu::checkpoint::PREVIOUS_FILE) {
+            eprintln!(
+                "x86emu: {} is a checkpoint of --snapshot-dir {}: continue it with `x86emu boot --resume auto --snapshot-dir {}` and the options of the checkpointed run",
+                a.file.display(),
+                d.display(),
+                d.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let mut dir = match open_dir(&a.run) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
     let unusable = |e: &dyn std::fmt::Display| {
         eprintln!("x86emu: {}: {e}", a.file.display());
         ExitCode::from(3)
@@ -328,7 +454,13 @@ fn resume(a: ResumeArgs) -> ExitCode {
     if let Err(e) = m.restore_snapshot(&bytes) {
         return unusable(&e);
     }
-    run_console(&mut m, &a.run)
+    if let Some(d) = dir.as_mut() {
+        if let Err(e) = d.start_fresh() {
+            eprintln!("x86emu: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    }
+    run_console(&mut m, &a.run, a.run.max_instructions, dir.as_mut())
 }
 
 fn snapshot_info(file: &std::path::Path) -> ExitCode {
@@ -351,6 +483,10 @@ fn snapshot_info(file: &std::path::Path) -> ExitCode {
     };
     let sum = match SnapshotSummary::of(&bytes) {
         Ok(s) => s,
+        Err(e) => return unusable(&e),
+    };
+    let meta = match x86emu::checkpoint::CheckpointMeta::of(&r) {
+        Ok(m) => m,
         Err(e) => return unusable(&e),
     };
     println!("file:            {}", file.display());
@@ -390,12 +526,25 @@ fn snapshot_info(file: &std::path::Path) -> ExitCode {
         }
     }
     println!("instructions:    {}", sum.icount);
+    if r.section(x86emu::checkpoint::CHECKPOINT_SECTION).is_some() {
+        println!("checkpoint:      generation {}", meta.generation);
+    }
+    if let Some(n) = meta.console_len {
+        println!("console.log:     {n} bytes seen");
+    }
     println!("state hash:      {}", to_hex(&sum.state_hash));
     ExitCode::from(0)
 }
 
-/// Run `m` with the terminal attached until it stops; the exit status says why.
-fn run_console(m: &mut x86emu::machine::PcMachine, a: &RunArgs) -> ExitCode {
+/// Run `m` with the terminal attached until it stops (`limit`: instructions from now);
+/// the exit status says why. With a checkpoint directory, the end is recorded there: a
+/// finished guest in `DIR/done`, the instruction limit as a final checkpoint.
+fn run_console(
+    m: &mut x86emu::machine::PcMachine,
+    a: &RunArgs,
+    limit: Option<u64>,
+    mut dir: Option<&mut x86emu::checkpoint::CheckpointDir>,
+) -> ExitCode {
     use x86emu::console::{ConsoleExit, ConsoleOptions, Display};
     use x86emu::machine::MachineExit;
     let opts = ConsoleOptions {
@@ -405,19 +554,14 @@ fn run_console(m: &mut x86emu::machine::PcMachine, a: &RunArgs) -> ExitCode {
             _ => Display::Auto,
         },
         serial: a.serial.clone(),
-        max_instructions: a.max_instructions,
+        max_instructions: limit,
         realtime: !a.no_realtime && x86emu::console::stdin_is_tty(),
         snapshot_dir: a.snapshot_dir.clone(),
-        checkpoint_on_signal: a.snapshot_dir.is_some(),
     };
-    if opts.checkpoint_on_signal {
-        let with_sigint = !x86emu::console::stdin_is_tty();
-        if let Err(e) = x86emu::checkpoint::install_handlers(with_sigint) {
-            eprintln!("x86emu: cannot install checkpoint signal handlers: {e}");
-            return ExitCode::from(1);
-        }
+    if let Some(d) = dir.as_deref_mut() {
+        d.set_interval(a.checkpoint_interval);
     }
-    let exit = match x86emu::console::run_machine(m, &opts) {
+    let exit = match x86emu::console::run_machine_in(m, &opts, dir.as_deref_mut()) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("x86emu: terminal error: {e}");
@@ -433,37 +577,62 @@ fn run_console(m: &mut x86emu::machine::PcMachine, a: &RunArgs) -> ExitCode {
     }
     let s = &m.cpu.state;
     let cs = s.seg[SegReg::Cs as usize].selector;
-    match exit {
-        ConsoleExit::Quit => ExitCode::from(0),
+    // (exit status, how the guest finished: recorded in DIR/done)
+    let (code, finished): (u8, Option<&str>) = match exit {
+        ConsoleExit::Quit => (0, None),
         ConsoleExit::Checkpoint(p) => {
             eprintln!("\r\nx86emu: checkpoint written to {}", p.display());
-            ExitCode::from(a.checkpoint_exit_code)
+            (a.checkpoint_exit_code, None)
         }
-        ConsoleExit::Machine(MachineExit::PowerOff) => ExitCode::from(0),
-        ConsoleExit::Machine(MachineExit::DebugExit(v)) => ExitCode::from(((v << 1) | 1) as u8),
+        ConsoleExit::CheckpointFailed(e) => {
+            eprintln!("\r\nx86emu: checkpoint failed: {e}");
+            (1, None)
+        }
+        ConsoleExit::Machine(MachineExit::PowerOff) => (0, Some("power-off")),
+        ConsoleExit::Machine(MachineExit::DebugExit(v)) => {
+            (((v << 1) | 1) as u8, Some("debug-exit"))
+        }
         ConsoleExit::Machine(MachineExit::InstructionLimit) => {
             eprintln!(
                 "\r\nx86emu: instruction limit reached at {cs:04x}:{:08x}",
                 s.eip
             );
-            ExitCode::from(124)
+            // A final checkpoint: the same command exits here again at once, and a
+            // larger limit continues from here.
+            if let Some(d) = dir.as_deref_mut() {
+                match d.checkpoint_current(m) {
+                    Ok(p) => eprintln!("x86emu: checkpoint written to {}", p.display()),
+                    Err(e) => {
+                        eprintln!("x86emu: checkpoint failed: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            (124, None)
         }
         ConsoleExit::Machine(MachineExit::Dead) => {
             eprintln!(
                 "\r\nx86emu: the CPU halted with interrupts disabled at {cs:04x}:{:08x}",
                 s.eip
             );
-            ExitCode::from(2)
+            (1, Some("halted"))
         }
         ConsoleExit::Machine(MachineExit::Idle) => {
             eprintln!("\r\nx86emu: the guest waits for input that cannot come");
-            ExitCode::from(2)
+            (1, None)
         }
         ConsoleExit::Machine(MachineExit::Unsupported { what, cs, eip }) => {
             eprintln!("\r\nx86emu: unsupported: {what} at {cs:04x}:{eip:08x}");
-            ExitCode::from(2)
+            (1, None)
+        }
+    };
+    if let (Some(d), Some(reason)) = (dir, finished) {
+        if let Err(e) = d.finish(m, code, reason) {
+            eprintln!("x86emu: cannot record the finished guest: {e}");
+            return ExitCode::from(1);
         }
     }
+    ExitCode::from(code)
 }
 
 fn parse_port(s: &str) -> Result<u16, String> {
@@ -485,7 +654,10 @@ fn main() -> ExitCode {
         } => run_rom(&file, max_instructions, post_port, memory),
         Cmd::Boot(a) => boot(a),
         Cmd::Resume(a) => resume(a),
-        Cmd::SnapshotInfo { file } => snapshot_info(&file),
+        Cmd::Snapshot {
+            cmd: SnapshotCmd::Info { file },
+        }
+        | Cmd::SnapshotInfo { file } => snapshot_info(&file),
     }
 }
 

@@ -279,6 +279,13 @@ impl PcMachine {
 
     /// The whole machine as a snapshot file's bytes.
     pub fn save_snapshot(&self) -> Vec<u8> {
+        self.snapshot_writer().finish()
+    }
+
+    /// The sections of [`PcMachine::save_snapshot`] in a writer, for callers that append
+    /// optional sections of their own before finishing (batch checkpoints add
+    /// `checkpoint` and `console`, see `crate::checkpoint`).
+    pub fn snapshot_writer(&self) -> SnapshotWriter {
         let mut w = SnapshotWriter::new();
         let blob = encode(&self.snapshot_config());
         snapshot::add_cpu_ram_sections(&mut w, &self.cpu, &self.mem, &blob);
@@ -289,7 +296,7 @@ impl PcMachine {
             let data = zstd::bulk::compress(&encode(ov), 3).expect("zstd compression in memory");
             w.add_section(DISK_SECTIONS[i], DEVICE_VERSION, data);
         }
-        w.finish()
+        w
     }
 
     /// Restore a snapshot made by [`PcMachine::save_snapshot`] into this machine, which
