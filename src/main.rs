@@ -37,9 +37,14 @@ enum Cmd {
         memory: usize,
     },
     /// Boot a PC: SeaBIOS from the disk image, or a Linux/multiboot kernel directly.
+    ///
+    /// Exit status: 0 guest power-off (or Ctrl-A x), (value << 1) | 1 for a write of
+    /// `value` to port 0xF4, 85 checkpointed after a signal (--checkpoint-exit-code), 124
+    /// at --max-instructions, 1 fatal error, 2 usage error, 3 unusable snapshot.
     Boot(BootArgs),
-    /// Continue a snapshot (written with Ctrl-A s) with the terminal attached. Attach the
-    /// same disk images as the snapshotted machine had (checked by size and content
+    /// Continue a snapshot (written with Ctrl-A s) with the terminal attached.
+    ///
+    /// Attach the same disk images as the snapshotted machine had (checked by size and content
     /// hash); their guest writes come from the snapshot. Exit status 3: unusable snapshot.
     /// With --snapshot-dir, the directory starts a new run from the snapshot (as
     /// `boot --resume never` would); continue a checkpoint directory with
@@ -88,7 +93,8 @@ struct RunArgs {
     /// COM1: stdio (the terminal), file:PATH, or null.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
     serial: x86emu::console::SerialOut,
-    /// Stop after this many instructions of virtual time.
+    /// Stop after this many instructions of virtual time (boot: counted from power-on,
+    /// also after a resume from --snapshot-dir; resume: from the snapshot).
     #[arg(long)]
     max_instructions: Option<u64>,
     /// Run as fast as possible instead of pacing virtual time to the wall clock
