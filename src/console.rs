@@ -395,12 +395,6 @@ pub fn run_machine_in(
         // Checkpoints: the guest output so far is drained (the UART is empty) and in
         // console.log.
         if let Some(d) = dir.as_deref_mut() {
-            if crate::checkpoint::requested() {
-                return Ok(match d.checkpoint_current(m) {
-                    Ok(p) => ConsoleExit::Checkpoint(p),
-                    Err(e) => ConsoleExit::CheckpointFailed(e.to_string()),
-                });
-            }
             if d.periodic_due(m.cpu.state.icount) {
                 if let Err(e) = d.checkpoint(m) {
                     if matches!(e, crate::checkpoint::DirError::Conflict { .. }) {
@@ -410,6 +404,14 @@ pub fn run_machine_in(
                     eprint!("\r\nx86emu: warning: periodic checkpoint failed: {e}\r\n");
                     d.postpone();
                 }
+            }
+            // After the periodic one: a signal that came while it was written finds
+            // this state already saved.
+            if crate::checkpoint::requested() {
+                return Ok(match d.checkpoint_current(m) {
+                    Ok(p) => ConsoleExit::Checkpoint(p),
+                    Err(e) => ConsoleExit::CheckpointFailed(e.to_string()),
+                });
             }
         }
 
