@@ -41,6 +41,11 @@ pub trait Disk {
     fn flush(&mut self) -> io::Result<()>;
     /// A short name for messages (the file path, or "memory").
     fn name(&self) -> String;
+    /// Writes are refused (an image opened read-only): a copy-on-write overlay in front
+    /// of it is never committed.
+    fn is_read_only(&self) -> bool {
+        false
+    }
     /// This disk as a copy-on-write overlay, if it is one (snapshots save the overlay).
     fn as_cow(&self) -> Option<&CowDisk> {
         None
@@ -207,6 +212,26 @@ impl Disk for RawFileDisk {
     fn name(&self) -> String {
         self.path.display().to_string()
     }
+
+    fn is_read_only(&self) -> bool {
+        !self.writable
+    }
+}
+
+/// SHA-256 of a disk's whole content (its identity in snapshots), read in 1 MiB pieces.
+pub fn content_sha256(d: &mut dyn Disk) -> io::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let len = d.len();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let n = (len - at).min(buf.len() as u64) as usize;
+        d.read_at(at, &mut buf[..n])?;
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(h.finalize().into())
 }
 
 /// A disk held in memory (tests, generated images, library users).
@@ -340,6 +365,14 @@ impl CowDisk {
             .map_err(|e| DiskError(format!("{}: {e}", self.base.name())))?;
         self.overlay = overlay;
         Ok(())
+    }
+
+    /// Replace the overlay with one already checked against this disk
+    /// ([`CowOverlay::validate`] with the base's length): snapshot restore, after every
+    /// section was checked, when nothing may fail any more.
+    pub fn replace_overlay(&mut self, overlay: CowOverlay) {
+        debug_assert!(overlay.validate(self.base.len()).is_ok());
+        self.overlay = overlay;
     }
 
     /// Drop all guest writes.

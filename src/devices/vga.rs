@@ -44,6 +44,9 @@ mod vbe {
     pub const MAX_BPP: u16 = 32;
 }
 
+/// The adapter's state. Snapshot section `vga`: version 1 encoded `vram` as a plain byte
+/// vector (16 MiB in every snapshot); version 2 (current) encodes only its non-zero pages
+/// (`crate::snapshot::sparse`); [`upgrade_v1_to_v2`] converts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vga {
     misc: u8,
@@ -67,9 +70,85 @@ pub struct Vga {
     latch: [u8; 4],
     vbe_index: u16,
     vbe: [u16; vbe::COUNT],
+    #[serde(with = "crate::snapshot::sparse")]
     vram: Vec<u8>,
     /// Frame counter for the input-status vertical retrace toggle.
     retrace: u8,
+}
+
+/// Version 1 of the `vga` section encoding (kept for the upgrade): `vram` as a plain
+/// byte vector.
+#[derive(Deserialize)]
+struct VgaV1 {
+    misc: u8,
+    seq_index: u8,
+    seq: [u8; 8],
+    crtc_index: u8,
+    crtc: [u8; 0x19],
+    gc_index: u8,
+    gc: [u8; 9],
+    attr_index: u8,
+    attr_flip: bool,
+    attr: [u8; 0x15],
+    dac_write_index: u8,
+    dac_read_index: u8,
+    dac_sub: u8,
+    dac_state: u8,
+    dac_mask: u8,
+    dac: Vec<u8>,
+    feature: u8,
+    latch: [u8; 4],
+    vbe_index: u16,
+    vbe: [u16; vbe::COUNT],
+    vram: Vec<u8>,
+    retrace: u8,
+}
+
+/// `vga` section version 1 to 2: the same state, video memory encoded sparsely.
+pub fn upgrade_v1_to_v2(old: &[u8]) -> Result<Vec<u8>, String> {
+    let v: VgaV1 = postcard::from_bytes(old).map_err(|e| e.to_string())?;
+    let new = Vga {
+        misc: v.misc,
+        seq_index: v.seq_index,
+        seq: v.seq,
+        crtc_index: v.crtc_index,
+        crtc: v.crtc,
+        gc_index: v.gc_index,
+        gc: v.gc,
+        attr_index: v.attr_index,
+        attr_flip: v.attr_flip,
+        attr: v.attr,
+        dac_write_index: v.dac_write_index,
+        dac_read_index: v.dac_read_index,
+        dac_sub: v.dac_sub,
+        dac_state: v.dac_state,
+        dac_mask: v.dac_mask,
+        dac: v.dac,
+        feature: v.feature,
+        latch: v.latch,
+        vbe_index: v.vbe_index,
+        vbe: v.vbe,
+        vram: v.vram,
+        retrace: v.retrace,
+    };
+    postcard::to_stdvec(&new).map_err(|e| e.to_string())
+}
+
+impl Vga {
+    /// Check a state decoded from a snapshot: the buffers have the sizes the adapter
+    /// indexes without checks.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.vram.len() != VRAM_SIZE {
+            return Err(format!(
+                "video memory of {} bytes (expected {VRAM_SIZE})",
+                self.vram.len()
+            ));
+        }
+        if self.dac.len() != 768 {
+            return Err(format!("DAC of {} bytes (expected 768)", self.dac.len()));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Vga {
@@ -730,5 +809,28 @@ mod tests {
         let mut b = a.clone();
         b.reset();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn section_version_1_upgrades() {
+        let mut v = Vga::default();
+        v.vram[0x8_0000] = 0x41;
+        v.vram[VRAM_SIZE - 1] = 7;
+        v.retrace = 3;
+        // Version 1: the same fields with `vram` as a plain vector (varint length + bytes).
+        let mut empty = v.clone();
+        empty.vram = Vec::new();
+        let e = postcard::to_stdvec(&empty).unwrap();
+        let mut v1 = e[..e.len() - 3].to_vec(); // sparse empty = [0, 0], then retrace
+        v1.extend_from_slice(&[0x80, 0x80, 0x80, 0x08]); // 16 MiB as a varint
+        v1.extend_from_slice(&v.vram);
+        v1.push(v.retrace);
+        let v2 = upgrade_v1_to_v2(&v1).unwrap();
+        assert_eq!(v2, postcard::to_stdvec(&v).unwrap());
+        assert!(v2.len() < 3 * 4096, "{}", v2.len());
+        let back: Vga = postcard::from_bytes(&v2).unwrap();
+        assert_eq!(back, v);
+        assert!(back.validate().is_ok());
+        assert!(empty.validate().is_err());
     }
 }

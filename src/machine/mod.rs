@@ -13,4 +13,7 @@ mod snapshot;
 pub use board::PcBoard;
 pub use pc::{e820_map, BootSource, MachineError, MachineExit, PcConfig, PcMachine};
 pub use rom::{RomBoard, RomMachine, RomRunError};
-pub use snapshot::{describe_disk_identity, DiskIdentity, SnapshotConfig, SnapshotSummary};
+pub use snapshot::{
+    describe_disk_identity, section_versions, ContentHash, DiskIdentity, SectionSpec,
+    SnapshotConfig, SnapshotSummary,
+};

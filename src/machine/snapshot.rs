@@ -2,43 +2,231 @@
 //! wiring state and the disk overlays, in the container of `crate::snapshot` (sections
 //! listed in `docs/snapshot-format.md`, "Sections of a PC snapshot").
 //!
-//! Restore decodes and checks everything before it changes anything (except for damage
-//! inside compressed RAM data that the checksum did not catch, see
-//! [`crate::snapshot::restore_cpu_ram_sections`]), then rebuilds what is derived: the
-//! memory map (PAM shadowing, A20) and the CPU's caches.
+//! Every section has its own version and upgrade chain ([`SECTIONS`] lists them): a
+//! device whose state struct changes bumps its section's version and adds an upgrade
+//! (old struct kept beside it) to its entry in `board_devices!` below.
 //!
-//! Disk identity: each attached image is identified by its size and a SHA-256 over the
-//! size and its first and last MiB ("sampled hash"). Reading 2 MiB keeps building a
-//! machine and resuming fast for images of any size; it catches a wrong or replaced
-//! image, not an edit in the middle of the same image. The image's guest writes live in
-//! the copy-on-write overlay, which the snapshot holds in full.
+//! Restore decodes and checks everything before it changes anything (configuration,
+//! every device, the disk overlays, CPU and RAM), so a bad snapshot leaves the machine as
+//! it was; then it replaces the state and rebuilds what is derived: the memory map (PAM
+//! shadowing, A20) and the CPU's caches.
+//!
+//! Disk identity: each attached image is identified by its size and the SHA-256 of its
+//! whole content (of the base image, for a disk behind a copy-on-write overlay), taken
+//! when the machine is built. The image's guest writes live in the overlay, which the
+//! snapshot holds in full.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::board::ISA_IRQS;
+use super::board::{PcBoard, ISA_IRQS};
 use super::pc::PcMachine;
 use crate::devices::bus::StopRequest;
-use crate::devices::ide::IdeDrives;
+use crate::devices::cmos::Cmos;
+use crate::devices::fw_cfg::FwCfg;
+use crate::devices::i8042::I8042;
+use crate::devices::ide::{IdeController, IdeDrives};
+use crate::devices::ioapic::IoApic;
+use crate::devices::lapic::LocalApic;
+use crate::devices::pci::piix3::AcpiPm;
+use crate::devices::pci::PciBus;
+use crate::devices::pic::Pic8259Pair;
+use crate::devices::pit::Pit8254;
+use crate::devices::sysctl::SystemControlA;
+use crate::devices::uart::{self, Uart16550};
+use crate::devices::vga::Vga;
 use crate::disk::{CowOverlay, Disk, MediaKind, COW_BLOCK};
 use crate::snapshot::{
     self, decode, encode, load_section, MachineConfigSection, SnapshotError, SnapshotReader,
-    SnapshotWriter,
+    SnapshotWriter, UpgradeFn,
 };
 
 /// The machine model named in the configuration.
 pub const MODEL: &str = "pc-i440fx-piix3";
-/// Bytes hashed at each end of a disk image for its identity.
+/// Bytes hashed at each end of a disk image for a version-1 ("sampled") identity.
 const SAMPLE: u64 = 1 << 20;
-/// Version of every device section, of `board` and of `diskN`.
-const DEVICE_VERSION: u32 = 1;
-const BOARD_SECTION: &str = "board";
-const DISK_SECTIONS: [&str; 4] = ["disk0", "disk1", "disk2", "disk3"];
-/// Device sections, in the order they are written.
-const DEVICES: [&str; 14] = [
-    "pic", "pit", "cmos", "kbc", "com1", "com2_4", "lapic", "ioapic", "pci", "pm", "ide", "fw_cfg",
-    "vga", "port92",
+
+/// A section of a PC snapshot: its name, current version and upgrade chain
+/// (`upgrades[v - 1]` turns version `v` into `v + 1`; current = `upgrades.len() + 1`).
+#[derive(Clone, Copy, Debug)]
+pub struct SectionSpec {
+    pub name: &'static str,
+    pub upgrades: &'static [UpgradeFn],
+}
+
+impl SectionSpec {
+    /// The version this build writes.
+    pub const fn version(&self) -> u32 {
+        self.upgrades.len() as u32 + 1
+    }
+
+    fn load<T: serde::de::DeserializeOwned>(
+        &self,
+        r: &SnapshotReader<'_>,
+    ) -> Result<T, SnapshotError> {
+        load_section(r, self.name, self.upgrades)
+    }
+}
+
+/// The `config` section of a PC snapshot. Version 1 identified disks by a sampled hash;
+/// version 2 by the SHA-256 of the whole image.
+pub const CONFIG: SectionSpec = SectionSpec {
+    name: snapshot::CONFIG_SECTION,
+    upgrades: &[config_v1_to_v2],
+};
+/// The board's own state beside its devices.
+pub const BOARD: SectionSpec = SectionSpec {
+    name: "board",
+    upgrades: &[],
+};
+/// The copy-on-write overlay of each IDE position (channel * 2 + unit).
+pub const DISKS: [SectionSpec; 4] = [
+    SectionSpec {
+        name: "disk0",
+        upgrades: &[],
+    },
+    SectionSpec {
+        name: "disk1",
+        upgrades: &[],
+    },
+    SectionSpec {
+        name: "disk2",
+        upgrades: &[],
+    },
+    SectionSpec {
+        name: "disk3",
+        upgrades: &[],
+    },
 ];
+
+/// Restoring a device's state from a snapshot: by default the saved state replaces the
+/// device. A device with host-side parts (the UART's transmit queue) keeps them.
+trait RestoreState: Sized {
+    /// Check invariants of a decoded state that its encoding does not guarantee (buffer
+    /// sizes the device indexes without checks): a hostile snapshot is refused here.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+    fn restore_state(&mut self, saved: Self) {
+        *self = saved;
+    }
+}
+impl RestoreState for Pic8259Pair {}
+impl RestoreState for Pit8254 {}
+impl RestoreState for Cmos {}
+impl RestoreState for I8042 {}
+impl RestoreState for LocalApic {}
+impl RestoreState for IoApic {}
+impl RestoreState for PciBus {}
+impl RestoreState for AcpiPm {}
+impl RestoreState for IdeController {}
+impl RestoreState for FwCfg {}
+impl RestoreState for Vga {
+    fn validate(&self) -> Result<(), String> {
+        Vga::validate(self)
+    }
+}
+impl RestoreState for SystemControlA {}
+impl RestoreState for Uart16550 {
+    fn restore_state(&mut self, saved: Self) {
+        self.restore_guest_state(saved);
+    }
+}
+impl RestoreState for [Uart16550; 3] {
+    fn restore_state(&mut self, saved: Self) {
+        for (u, s) in self.iter_mut().zip(saved) {
+            u.restore_guest_state(s);
+        }
+    }
+}
+
+/// The device sections: `field: Type = "section", [upgrades]`, in the order they are
+/// written. To change a device's state struct: keep the old struct (e.g. `FooV1`), write
+/// `fn upgrade_v1_to_v2(&[u8]) -> Result<Vec<u8>, String>` and append it to the list;
+/// the section version follows (`docs/snapshot-format.md`, "Compatibility policy").
+macro_rules! board_devices {
+    ($($field:ident : $ty:ty = $name:literal, [$($up:expr),*];)*) => {
+        /// Every device section, in the order a snapshot holds them.
+        pub const DEVICES: &[SectionSpec] = &[
+            $(SectionSpec { name: $name, upgrades: &[$($up),*] },)*
+        ];
+
+        /// Every device's state, decoded from a snapshot and checked.
+        struct DecodedDevices {
+            $($field: $ty,)*
+        }
+
+        fn encode_devices(b: &PcBoard) -> Vec<(&'static str, Vec<u8>)> {
+            vec![$(($name, encode(&b.$field)),)*]
+        }
+
+        impl DecodedDevices {
+            fn load(r: &SnapshotReader<'_>) -> Result<DecodedDevices, SnapshotError> {
+                let mut specs = DEVICES.iter();
+                Ok(DecodedDevices {
+                    $($field: {
+                        let v: $ty = specs.next().map_or_else(
+                            || Err(SnapshotError::Missing { name: $name.into() }),
+                            |s| s.load(r),
+                        )?;
+                        v.validate().map_err(|e| SnapshotError::section($name, e))?;
+                        v
+                    },)*
+                })
+            }
+
+            fn encodings(&self) -> Vec<(&'static str, Vec<u8>)> {
+                vec![$(($name, encode(&self.$field)),)*]
+            }
+
+            fn install(self, b: &mut PcBoard) {
+                $(b.$field.restore_state(self.$field);)*
+            }
+        }
+    };
+}
+
+board_devices! {
+    pic: Pic8259Pair = "pic", [];
+    pit: Pit8254 = "pit", [];
+    cmos: Cmos = "cmos", [];
+    kbc: I8042 = "kbc", [];
+    com1: Uart16550 = "com1", [uart::upgrade_v1_to_v2];
+    com2_4: [Uart16550; 3] = "com2_4", [uart::upgrade_array_v1_to_v2];
+    lapic: LocalApic = "lapic", [];
+    ioapic: IoApic = "ioapic", [];
+    pci: PciBus = "pci", [];
+    pm: AcpiPm = "pm", [];
+    ide: IdeController = "ide", [];
+    fw_cfg: FwCfg = "fw_cfg", [];
+    vga: Vga = "vga", [crate::devices::vga::upgrade_v1_to_v2];
+    port92: SystemControlA = "port92", [];
+}
+
+/// Every section a PC snapshot holds, with the version this build writes: `config`,
+/// `cpu`, `ram`, the devices, `board`, `disk0`..`disk3` (`creator` is optional).
+pub fn section_versions() -> Vec<(&'static str, u32)> {
+    let mut v = vec![
+        (CONFIG.name, CONFIG.version()),
+        (snapshot::CPU_SECTION, snapshot::CPU_VERSION),
+        (snapshot::ram::SECTION, snapshot::ram::VERSION),
+        (snapshot::CREATOR_SECTION, snapshot::CREATOR_VERSION),
+    ];
+    v.extend(DEVICES.iter().map(|s| (s.name, s.version())));
+    v.push((BOARD.name, BOARD.version()));
+    v.extend(DISKS.iter().map(|s| (s.name, s.version())));
+    v
+}
+
+/// What identifies the content of a disk image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContentHash {
+    /// SHA-256 of the whole image (what this build records).
+    Sha256([u8; 32]),
+    /// SHA-256 over the size (u64 LE), the first and the last MiB: what `config` version 1
+    /// recorded. Checked as such when such a snapshot is restored.
+    SampledSha256([u8; 32]),
+}
 
 /// What identifies a disk attached to an IDE position.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,8 +235,8 @@ pub struct DiskIdentity {
     pub cdrom: bool,
     /// Image size in bytes (0: a CD-ROM drive without a disc).
     pub size: u64,
-    /// SHA-256 over the size (u64 LE), the first and the last MiB of the base image.
-    pub sample_sha256: [u8; 32],
+    /// The base image's content (all zero bytes for an empty CD-ROM drive).
+    pub hash: ContentHash,
     /// Guest writes go to a copy-on-write overlay, saved in section `disk<N>`.
     pub overlay: bool,
 }
@@ -69,6 +257,51 @@ pub struct SnapshotConfig {
     pub disks: [Option<DiskIdentity>; 4],
 }
 
+/// `config` section version 1 (kept for the upgrade).
+#[derive(Deserialize)]
+struct SnapshotConfigV1 {
+    model: String,
+    ram_size: u64,
+    clock_ips: u64,
+    rtc_base: i64,
+    rom_sha256: Option<[u8; 32]>,
+    disks: [Option<DiskIdentityV1>; 4],
+}
+
+#[derive(Deserialize)]
+struct DiskIdentityV1 {
+    cdrom: bool,
+    size: u64,
+    sample_sha256: [u8; 32],
+    overlay: bool,
+}
+
+/// `config` version 1 to 2: disk identities by sampled hash become
+/// [`ContentHash::SampledSha256`] (checked as sampled hashes on restore).
+fn config_v1_to_v2(old: &[u8]) -> Result<Vec<u8>, String> {
+    let env: MachineConfigSection = postcard::from_bytes(old).map_err(|e| e.to_string())?;
+    let v1: SnapshotConfigV1 = postcard::from_bytes(&env.blob).map_err(|e| e.to_string())?;
+    let v2 = SnapshotConfig {
+        model: v1.model,
+        ram_size: v1.ram_size,
+        clock_ips: v1.clock_ips,
+        rtc_base: v1.rtc_base,
+        rom_sha256: v1.rom_sha256,
+        disks: v1.disks.map(|d| {
+            d.map(|d| DiskIdentity {
+                cdrom: d.cdrom,
+                size: d.size,
+                hash: ContentHash::SampledSha256(d.sample_sha256),
+                overlay: d.overlay,
+            })
+        }),
+    };
+    Ok(encode(&MachineConfigSection {
+        ram_size: env.ram_size,
+        blob: encode(&v2),
+    }))
+}
+
 /// The board's own state beside its devices.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct BoardState {
@@ -80,7 +313,7 @@ struct BoardState {
     last_post: Option<u8>,
 }
 
-fn sample_hash(d: &mut dyn Disk) -> Result<[u8; 32], String> {
+fn sampled_hash(d: &mut dyn Disk) -> Result<[u8; 32], String> {
     let len = d.len();
     let n = len.min(SAMPLE);
     let mut buf = vec![0; n as usize];
@@ -93,35 +326,41 @@ fn sample_hash(d: &mut dyn Disk) -> Result<[u8; 32], String> {
     Ok(h.finalize().into())
 }
 
-/// The identities of the disks in `drives` (reads up to 2 MiB of each image).
+/// The base image of the disk at IDE position `i`: behind the overlay, if there is one.
+fn base_disk(drives: &mut IdeDrives, i: usize) -> Option<&mut dyn Disk> {
+    let d = drives.disk_mut(i / 2, i % 2)?;
+    if d.as_cow().is_some() {
+        return d.as_cow_mut().map(|c| c.base_mut());
+    }
+    Some(d)
+}
+
+/// The identities of the disks in `drives` (reads every image once, completely).
 pub(crate) fn disk_identities(drives: &mut IdeDrives) -> Result<[Option<DiskIdentity>; 4], String> {
     let mut ids: [Option<DiskIdentity>; 4] = Default::default();
     for (i, id) in ids.iter_mut().enumerate() {
-        let (ch, u) = (i / 2, i % 2);
-        let Some(kind) = drives.kind(ch, u) else {
+        let Some(kind) = drives.kind(i / 2, i % 2) else {
             continue;
         };
         let cdrom = kind == MediaKind::Cdrom;
-        *id = Some(match drives.disk_mut(ch, u) {
+        let overlay = drives
+            .disk(i / 2, i % 2)
+            .is_some_and(|d| d.as_cow().is_some());
+        *id = Some(match base_disk(drives, i) {
             None => DiskIdentity {
                 cdrom,
                 size: 0,
-                sample_sha256: [0; 32],
+                hash: ContentHash::Sha256([0; 32]),
                 overlay: false,
             },
-            Some(d) => {
-                let size = d.len();
-                let (sample_sha256, overlay) = match d.as_cow_mut() {
-                    Some(c) => (sample_hash(c.base_mut())?, true),
-                    None => (sample_hash(d)?, false),
-                };
-                DiskIdentity {
-                    cdrom,
-                    size,
-                    sample_sha256,
-                    overlay,
-                }
-            }
+            Some(d) => DiskIdentity {
+                cdrom,
+                size: d.len(),
+                hash: ContentHash::Sha256(
+                    crate::disk::content_sha256(d).map_err(|e| e.to_string())?,
+                ),
+                overlay,
+            },
         });
     }
     Ok(ids)
@@ -136,10 +375,13 @@ fn describe_disk(d: &Option<DiskIdentity>) -> String {
         None => "nothing".into(),
         Some(d) if d.cdrom && d.size == 0 => "an empty CD-ROM drive".into(),
         Some(d) => format!(
-            "a {} image of {} bytes (sampled SHA-256 {}…{})",
+            "a {} image of {} bytes ({}{})",
             if d.cdrom { "CD-ROM" } else { "hard disk" },
             d.size,
-            short_hex(&d.sample_sha256),
+            match &d.hash {
+                ContentHash::Sha256(h) => format!("SHA-256 {}…", short_hex(h)),
+                ContentHash::SampledSha256(h) => format!("sampled SHA-256 {}…", short_hex(h)),
+            },
             if d.overlay { "" } else { ", no overlay" }
         ),
     }
@@ -147,7 +389,13 @@ fn describe_disk(d: &Option<DiskIdentity>) -> String {
 
 impl SnapshotConfig {
     /// Error unless `self` (from a snapshot) matches `machine`, saying what differs.
-    pub fn check(&self, machine: &SnapshotConfig) -> Result<(), SnapshotError> {
+    /// Disk identities recorded as sampled hashes (version-1 snapshots) are compared by
+    /// `sampled`, which gives the sampled hash of the machine's disk at an IDE position.
+    fn check_with(
+        &self,
+        machine: &SnapshotConfig,
+        mut sampled: impl FnMut(usize) -> Result<[u8; 32], String>,
+    ) -> Result<(), SnapshotError> {
         let err = |m: String| Err(SnapshotError::ConfigMismatch(m));
         if self.model != machine.model {
             return err(format!(
@@ -155,7 +403,14 @@ impl SnapshotConfig {
                 self.model, machine.model
             ));
         }
-        // RAM size: checked (with its message) by MachineConfigSection::check.
+        MachineConfigSection {
+            ram_size: self.ram_size,
+            blob: Vec::new(),
+        }
+        .check(&MachineConfigSection {
+            ram_size: machine.ram_size,
+            blob: Vec::new(),
+        })?;
         if self.clock_ips != machine.clock_ips {
             return err(format!(
                 "the snapshot's virtual clock runs at {} instructions/s, this machine's at {}",
@@ -180,17 +435,41 @@ impl SnapshotConfig {
             ));
         }
         for (i, (a, b)) in self.disks.iter().zip(&machine.disks).enumerate() {
-            if a != b {
+            let mut mine = b.clone();
+            if let (
+                Some(DiskIdentity {
+                    hash: ContentHash::SampledSha256(_),
+                    ..
+                }),
+                Some(m),
+            ) = (a, &mut mine)
+            {
+                if m.size > 0 {
+                    m.hash = ContentHash::SampledSha256(sampled(i).map_err(|e| {
+                        SnapshotError::ConfigMismatch(format!("IDE {}:{}: {e}", i / 2, i % 2))
+                    })?);
+                }
+            }
+            if *a != mine {
                 return err(format!(
                     "IDE {}:{}: the snapshot had {}, this machine has {}: attach the same images",
                     i / 2,
                     i % 2,
                     describe_disk(a),
-                    describe_disk(b)
+                    describe_disk(&mine)
                 ));
             }
         }
         Ok(())
+    }
+
+    /// Error unless `self` (from a snapshot) matches `machine`, saying what differs.
+    /// (A version-1 snapshot's sampled disk hashes cannot be compared here: use
+    /// [`PcMachine::restore_snapshot`], which reads the disks.)
+    pub fn check(&self, machine: &SnapshotConfig) -> Result<(), SnapshotError> {
+        self.check_with(machine, |_| {
+            Err("the snapshot records a sampled disk hash; compare with the disk attached".into())
+        })
     }
 
     /// The configuration stored in snapshot `bytes` (checksum verified, nothing else
@@ -201,22 +480,44 @@ impl SnapshotConfig {
     }
 
     fn from_reader(r: &SnapshotReader<'_>) -> Result<SnapshotConfig, SnapshotError> {
-        let c: MachineConfigSection = load_section(r, snapshot::CONFIG_SECTION, &[])?;
-        let cfg: SnapshotConfig = decode(snapshot::CONFIG_SECTION, &c.blob)?;
+        let c: MachineConfigSection = CONFIG.load(r)?;
+        let cfg: SnapshotConfig = decode(CONFIG.name, &c.blob)?;
         if cfg.ram_size != c.ram_size {
             return Err(SnapshotError::section(
-                snapshot::CONFIG_SECTION,
+                CONFIG.name,
                 "the RAM size is stored twice with different values",
             ));
         }
+        snapshot::ram::checked_ram_size(cfg.ram_size).map_err(|_| {
+            SnapshotError::section(
+                CONFIG.name,
+                format!(
+                    "RAM size {} is not a multiple of 4 KiB up to 4 GiB",
+                    cfg.ram_size
+                ),
+            )
+        })?;
         Ok(cfg)
     }
 }
 
-/// Decompressed size bound of a disk overlay section for a disk of `len` bytes.
-fn overlay_limit(len: u64) -> usize {
-    let blocks = len.div_ceil(COW_BLOCK);
-    (blocks * (COW_BLOCK + 24) + 64).min(usize::MAX as u64) as usize
+/// Decompress a disk overlay section for a disk of `len` bytes: at most what a full
+/// overlay of that disk takes, and memory grows only as data actually decompresses.
+fn decompress_overlay(name: &str, data: &[u8], len: u64) -> Result<Vec<u8>, SnapshotError> {
+    use std::io::Read;
+    let limit = len.div_ceil(COW_BLOCK).saturating_mul(COW_BLOCK + 24) + 64;
+    let bad = |e: String| SnapshotError::section(name, format!("cannot decompress: {e}"));
+    let dec = zstd::stream::read::Decoder::with_buffer(data).map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::new();
+    dec.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| bad(e.to_string()))?;
+    if out.len() as u64 > limit {
+        return Err(bad(format!(
+            "more than the {limit} bytes an overlay of a {len}-byte disk can hold"
+        )));
+    }
+    Ok(out)
 }
 
 impl PcMachine {
@@ -233,10 +534,9 @@ impl PcMachine {
         }
     }
 
-    /// `(section name, postcard encoding)` of every device and the board's own state.
-    fn device_encodings(&self) -> Vec<(&'static str, Vec<u8>)> {
+    fn board_state(&self) -> BoardState {
         let b = &self.board;
-        let board = BoardState {
+        BoardState {
             now: b.now,
             irq_levels: b.irq_levels,
             reset_requested: b.reset_requested,
@@ -245,25 +545,13 @@ impl PcMachine {
                 _ => None,
             },
             last_post: b.debug.last_post,
-        };
-        let encs = [
-            encode(&b.pic),
-            encode(&b.pit),
-            encode(&b.cmos),
-            encode(&b.kbc),
-            encode(&b.com1),
-            encode(&b.com2_4),
-            encode(&b.lapic),
-            encode(&b.ioapic),
-            encode(&b.pci),
-            encode(&b.pm),
-            encode(&b.ide),
-            encode(&b.fw_cfg),
-            encode(&b.vga),
-            encode(&b.port92),
-        ];
-        let mut v: Vec<_> = DEVICES.iter().copied().zip(encs).collect();
-        v.push((BOARD_SECTION, encode(&board)));
+        }
+    }
+
+    /// `(section name, postcard encoding)` of every device and the board's own state.
+    fn device_encodings(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut v = encode_devices(&self.board);
+        v.push((BOARD.name, encode(&self.board_state())));
         v
     }
 
@@ -287,92 +575,86 @@ impl PcMachine {
     /// `checkpoint` and `console`, see `crate::checkpoint`).
     pub fn snapshot_writer(&self) -> SnapshotWriter {
         let mut w = SnapshotWriter::new();
-        let blob = encode(&self.snapshot_config());
-        snapshot::add_cpu_ram_sections(&mut w, &self.cpu, &self.mem, &blob);
-        for (name, bytes) in self.device_encodings() {
-            w.add_section(name, DEVICE_VERSION, bytes);
+        let cfg = MachineConfigSection {
+            ram_size: self.config.ram_size,
+            blob: encode(&self.snapshot_config()),
+        };
+        w.add_section(CONFIG.name, CONFIG.version(), encode(&cfg));
+        snapshot::add_state_sections(&mut w, &self.cpu, &self.mem);
+        for ((name, bytes), spec) in encode_devices(&self.board).into_iter().zip(DEVICES) {
+            w.add_section(name, spec.version(), bytes);
         }
+        w.add_section(BOARD.name, BOARD.version(), encode(&self.board_state()));
         for (i, ov) in self.overlays() {
             let data = zstd::bulk::compress(&encode(ov), 3).expect("zstd compression in memory");
-            w.add_section(DISK_SECTIONS[i], DEVICE_VERSION, data);
+            w.add_section(DISKS[i].name, DISKS[i].version(), data);
         }
         w
     }
 
-    /// Restore a snapshot made by [`PcMachine::save_snapshot`] into this machine, which
-    /// must have the same configuration (RAM, clock, RTC base, firmware, disk images).
-    /// On an error the machine is unchanged (see the module notes for the exception).
+    /// The names of every section [`PcMachine::restore_snapshot`] understands.
+    fn known_sections() -> Vec<&'static str> {
+        let mut known: Vec<&str> = snapshot::CPU_RAM_SECTIONS.to_vec();
+        known.extend(DEVICES.iter().map(|s| s.name));
+        known.push(BOARD.name);
+        known.extend(DISKS.iter().map(|s| s.name));
+        known
+    }
+
+    /// Restore a snapshot made by [`PcMachine::save_snapshot`] (by this build or an older
+    /// one) into this machine, which must have the same configuration (RAM, clock, RTC
+    /// base, firmware, disk images by size and content hash).
+    ///
+    /// Everything is decoded and checked before anything changes: on an error the
+    /// machine (CPU, RAM, devices, disk overlays) is exactly as it was.
     pub fn restore_snapshot(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
         let r = SnapshotReader::parse(bytes)?;
-        let mut known: Vec<&str> = snapshot::CPU_RAM_SECTIONS.to_vec();
-        known.extend(DEVICES);
-        known.push(BOARD_SECTION);
-        known.extend(DISK_SECTIONS);
-        r.check_unknown(&known)?;
+        r.check_unknown(&Self::known_sections())?;
 
         // Configuration first: nothing else is looked at on a mismatch.
         let saved = SnapshotConfig::from_reader(&r)?;
         let mine = self.snapshot_config();
-        MachineConfigSection {
-            ram_size: saved.ram_size,
-            blob: Vec::new(),
-        }
-        .check(&MachineConfigSection {
-            ram_size: mine.ram_size,
-            blob: Vec::new(),
+        let drives = &mut self.board.drives;
+        saved.check_with(&mine, |i| match base_disk(drives, i) {
+            Some(d) => sampled_hash(d),
+            None => Err("no disk".into()),
         })?;
-        saved.check(&mine)?;
 
-        // Decode every device before touching anything.
-        macro_rules! dev {
-            ($name:literal) => {
-                load_section(&r, $name, &[])?
-            };
-        }
-        let pic = dev!("pic");
-        let pit = dev!("pit");
-        let cmos = dev!("cmos");
-        let kbc = dev!("kbc");
-        let com1 = dev!("com1");
-        let com2_4 = dev!("com2_4");
-        let lapic = dev!("lapic");
-        let ioapic = dev!("ioapic");
-        let pci = dev!("pci");
-        let pm = dev!("pm");
-        let ide: crate::devices::ide::IdeController = dev!("ide");
-        let fw_cfg = dev!("fw_cfg");
-        let vga = dev!("vga");
-        let port92 = dev!("port92");
-        let board: BoardState = load_section(&r, BOARD_SECTION, &[])?;
-        ide.check_drives(&self.board.drives)
+        // Decode every section before touching anything.
+        let devices = DecodedDevices::load(&r)?;
+        let board: BoardState = BOARD.load(&r)?;
+        devices
+            .ide
+            .check_drives(&self.board.drives)
             .map_err(|e| SnapshotError::section("ide", e))?;
-
         let mut overlays: Vec<(usize, CowOverlay)> = Vec::new();
-        for (i, name) in DISK_SECTIONS.iter().enumerate() {
-            let has_overlay = mine.disks[i].as_ref().is_some_and(|d| d.overlay);
-            match (r.section(name), has_overlay) {
-                (None, false) => {}
-                (None, true) => {
+        for (i, spec) in DISKS.iter().enumerate() {
+            let name = spec.name;
+            let base_len = self
+                .board
+                .drives
+                .disk(i / 2, i % 2)
+                .and_then(|d| d.as_cow())
+                .map(|c| c.base().len());
+            match (r.section(name), base_len) {
+                (None, None) => {}
+                (None, Some(_)) => {
                     return Err(SnapshotError::Missing {
                         name: name.to_string(),
                     })
                 }
-                (Some(_), false) => {
-                    return Err(SnapshotError::section(
-                        name,
-                        format!(
+                (Some(_), None) => return Err(SnapshotError::section(
+                    name,
+                    format!(
                         "the snapshot has a disk overlay for IDE {}:{}, whose disk here has none",
                         i / 2,
                         i % 2
                     ),
-                    ))
-                }
-                (Some(_), true) => {
-                    let (_, data) = r.require(name, DEVICE_VERSION)?;
-                    let len = mine.disks[i].as_ref().map_or(0, |d| d.size);
-                    let raw = zstd::bulk::decompress(data, overlay_limit(len)).map_err(|e| {
-                        SnapshotError::section(name, format!("cannot decompress: {e}"))
-                    })?;
+                )),
+                (Some(_), Some(len)) => {
+                    let (version, data) = r.require(name, spec.version())?;
+                    let raw = decompress_overlay(name, data, len)?;
+                    let raw = snapshot::upgrade(name, version, &raw, spec.upgrades)?;
                     let ov: CowOverlay = decode(name, &raw)?;
                     ov.validate(len)
                         .map_err(|e| SnapshotError::section(name, e.to_string()))?;
@@ -380,41 +662,24 @@ impl PcMachine {
                 }
             }
         }
+        let cpu_ram = snapshot::decode_cpu_ram(&r, self.mem.ram().len())?;
 
-        // CPU and RAM (checks the configuration blob once more, byte for byte).
-        snapshot::restore_cpu_ram_sections(&r, &mut self.cpu, &mut self.mem, &encode(&mine))?;
-
-        // Commit.
+        // Commit: nothing below can fail.
         let b = &mut self.board;
-        b.pic = pic;
-        b.pit = pit;
-        b.cmos = cmos;
-        b.kbc = kbc;
-        b.com1 = com1;
-        b.com2_4 = com2_4;
-        b.lapic = lapic;
-        b.ioapic = ioapic;
-        b.pci = pci;
-        b.pm = pm;
-        b.ide = ide;
-        b.fw_cfg = fw_cfg;
-        b.vga = vga;
-        b.port92 = port92;
+        for (i, ov) in overlays {
+            if let Some(cow) = b.drives.disk_mut(i / 2, i % 2).and_then(|d| d.as_cow_mut()) {
+                cow.replace_overlay(ov);
+            }
+        }
+        devices.install(b);
         b.now = board.now;
         b.irq_levels = board.irq_levels;
         b.reset_requested = board.reset_requested;
         b.debug.stop = board.debug_exit.map(StopRequest::DebugExit);
         b.debug.last_post = board.last_post;
-        for (i, ov) in overlays {
-            let cow = b
-                .drives
-                .disk_mut(i / 2, i % 2)
-                .and_then(|d| d.as_cow_mut())
-                .expect("checked: the position has an overlay disk");
-            cow.set_overlay(ov)
-                .map_err(|e| SnapshotError::section(DISK_SECTIONS[i], e.to_string()))?;
-        }
+        cpu_ram.apply(&mut self.cpu, &mut self.mem);
         // Derived state: the memory map and the CPU's caches.
+        let b = &mut self.board;
         b.pci.apply_pam(&mut self.mem);
         self.mem.set_a20(b.port92.a20() || b.kbc.a20());
         self.cpu.flush_caches();
@@ -426,10 +691,33 @@ impl PcMachine {
     pub fn state_hash(&self) -> [u8; 32] {
         let mut parts = self.device_encodings();
         for (i, ov) in self.overlays() {
-            parts.push((DISK_SECTIONS[i], encode(ov)));
+            parts.push((DISKS[i].name, encode(ov)));
         }
         let refs: Vec<(&str, &[u8])> = parts.iter().map(|(n, b)| (*n, b.as_slice())).collect();
         snapshot::state_hash(&self.cpu.state, self.mem.ram(), &refs)
+    }
+
+    /// Write every disk overlay into its base image and empty the overlays (`--persist`,
+    /// at the end of a run). Snapshots taken before no longer match the changed images.
+    /// Disks whose base is read-only are skipped; returns how many were written.
+    pub fn commit_disks(&mut self) -> std::io::Result<usize> {
+        let mut n = 0;
+        for i in 0..4 {
+            let Some(cow) = self
+                .board
+                .drives
+                .disk_mut(i / 2, i % 2)
+                .and_then(|d| d.as_cow_mut())
+            else {
+                continue;
+            };
+            if cow.base().is_read_only() || cow.overlay().blocks.is_empty() {
+                continue;
+            }
+            cow.commit()?;
+            n += 1;
+        }
+        Ok(n)
     }
 }
 
@@ -444,27 +732,31 @@ pub struct SnapshotSummary {
 }
 
 impl SnapshotSummary {
-    /// Check and summarize snapshot `bytes` (every section it needs is decoded).
+    /// Check and summarize snapshot `bytes` (every section is decoded and upgraded to
+    /// this build's version, as a restore would).
     pub fn of(bytes: &[u8]) -> Result<SnapshotSummary, SnapshotError> {
         let r = SnapshotReader::parse(bytes)?;
+        r.check_unknown(&PcMachine::known_sections())?;
         let config = SnapshotConfig::from_reader(&r)?;
         let cpu: crate::cpu::CpuState =
             load_section(&r, snapshot::CPU_SECTION, snapshot::CPU_UPGRADES)?;
         snapshot::validate_cpu(&cpu)?;
         let (_, ram_data) = r.require(snapshot::ram::SECTION, snapshot::ram::VERSION)?;
         let ram = snapshot::decode_ram(ram_data, config.ram_size)?;
-        let mut parts: Vec<(&str, Vec<u8>)> = Vec::new();
-        for name in DEVICES.iter().chain([&BOARD_SECTION]) {
-            let (_, data) = r.require(name, DEVICE_VERSION)?;
-            parts.push((name, data.to_vec()));
-        }
-        for (i, name) in DISK_SECTIONS.iter().enumerate() {
-            if r.section(name).is_some() {
-                let (_, data) = r.require(name, DEVICE_VERSION)?;
+        let devices = DecodedDevices::load(&r)?;
+        let board: BoardState = BOARD.load(&r)?;
+        let mut parts = devices.encodings();
+        parts.push((BOARD.name, encode(&board)));
+        for (i, spec) in DISKS.iter().enumerate() {
+            if r.section(spec.name).is_some() {
+                let (version, data) = r.require(spec.name, spec.version())?;
                 let len = config.disks[i].as_ref().map_or(0, |d| d.size);
-                let raw = zstd::bulk::decompress(data, overlay_limit(len))
-                    .map_err(|e| SnapshotError::section(name, format!("cannot decompress: {e}")))?;
-                parts.push((name, raw));
+                let raw = decompress_overlay(spec.name, data, len)?;
+                let raw = snapshot::upgrade(spec.name, version, &raw, spec.upgrades)?;
+                let ov: CowOverlay = decode(spec.name, &raw)?;
+                ov.validate(len)
+                    .map_err(|e| SnapshotError::section(spec.name, e.to_string()))?;
+                parts.push((spec.name, encode(&ov)));
             }
         }
         let refs: Vec<(&str, &[u8])> = parts.iter().map(|(n, b)| (*n, b.as_slice())).collect();

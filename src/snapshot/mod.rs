@@ -33,11 +33,12 @@ pub mod container;
 mod error;
 pub mod hash;
 pub mod ram;
+pub mod sparse;
 
 pub use container::{read_file, write_atomic, SectionInfo, SnapshotReader, SnapshotWriter};
 pub use error::SnapshotError;
 pub use hash::{state_hash, to_hex};
-pub use ram::{decode_ram, decode_ram_into, encode_ram};
+pub use ram::{decode_pages, decode_ram, decode_ram_into, encode_ram, DecodedRam};
 
 use crate::cpu::{Cpu, CpuState};
 use crate::mmu::PhysMem;
@@ -243,14 +244,20 @@ pub fn save_cpu_ram_with_config(cpu: &Cpu, mem: &PhysMem, config: &[u8]) -> Vec<
     w.finish()
 }
 
-/// Add the `config`, `cpu`, `ram` and `creator` sections to `w` (a machine with devices
-/// adds its own sections after these).
+/// Add the `config` (version [`CONFIG_VERSION`]), `cpu`, `ram` and `creator` sections to
+/// `w`. A machine with devices writes its own `config` section and calls
+/// [`add_state_sections`] instead.
 pub fn add_cpu_ram_sections(w: &mut SnapshotWriter, cpu: &Cpu, mem: &PhysMem, config: &[u8]) {
     let cfg = MachineConfigSection {
         ram_size: mem.ram_size() as u64,
         blob: config.to_vec(),
     };
     w.add_section(CONFIG_SECTION, CONFIG_VERSION, encode(&cfg));
+    add_state_sections(w, cpu, mem);
+}
+
+/// Add the `cpu`, `ram` and `creator` sections to `w`.
+pub fn add_state_sections(w: &mut SnapshotWriter, cpu: &Cpu, mem: &PhysMem) {
     w.add_section(CPU_SECTION, CPU_VERSION, hash::cpu_bytes(&cpu.state));
     w.add_section(ram::SECTION, ram::VERSION, encode_ram(mem.ram()));
     w.add_optional_section(
@@ -258,6 +265,39 @@ pub fn add_cpu_ram_sections(w: &mut SnapshotWriter, cpu: &Cpu, mem: &PhysMem, co
         CREATOR_VERSION,
         format!("x86emu {}", env!("CARGO_PKG_VERSION")).into_bytes(),
     );
+}
+
+/// The `cpu` and `ram` sections decoded and checked, not yet applied: holding one means
+/// both sections were valid, and [`DecodedCpuRam::apply`] cannot fail.
+#[derive(Debug)]
+pub struct DecodedCpuRam {
+    pub cpu: CpuState,
+    pub ram: ram::DecodedRam,
+}
+
+/// Decode and check the `cpu` section (through its upgrade chain) and the `ram` section
+/// for a machine with `ram_size` bytes of RAM, changing nothing.
+pub fn decode_cpu_ram(
+    r: &SnapshotReader<'_>,
+    ram_size: usize,
+) -> Result<DecodedCpuRam, SnapshotError> {
+    let state: CpuState = load_section(r, CPU_SECTION, CPU_UPGRADES)?;
+    validate_cpu(&state)?;
+    let (_, ram_data) = r.require(ram::SECTION, ram::VERSION)?;
+    let ram = ram::decode_pages(ram_data, ram_size)?;
+    Ok(DecodedCpuRam { cpu: state, ram })
+}
+
+impl DecodedCpuRam {
+    /// Replace the CPU state and the RAM contents, and flush the CPU's derived caches.
+    ///
+    /// # Panics
+    /// If `mem`'s RAM size differs from the one the RAM was decoded for.
+    pub fn apply(self, cpu: &mut Cpu, mem: &mut PhysMem) {
+        self.ram.apply(mem.ram_mut());
+        cpu.state = self.cpu;
+        cpu.flush_caches();
+    }
 }
 
 /// Checks that a decoded CPU state can be run: what the interpreter relies on but the
@@ -288,9 +328,8 @@ pub fn restore_cpu_ram(
 /// Restore a snapshot made by [`save_cpu_ram_with_config`]; `config` must equal the blob
 /// it was saved with and `mem` must have the same RAM size.
 ///
-/// Everything is checked before anything is changed: on an error `cpu` and `mem` are
-/// as they were, except for damage inside compressed RAM data that the checksum did not
-/// catch (a crafted file), after which the RAM contents are unspecified.
+/// Everything is decoded and checked before anything is changed: on an error `cpu` and
+/// `mem` are as they were.
 pub fn restore_cpu_ram_with_config(
     bytes: &[u8],
     cpu: &mut Cpu,
@@ -314,12 +353,7 @@ pub fn restore_cpu_ram_sections(
         ram_size: mem.ram_size() as u64,
         blob: config.to_vec(),
     })?;
-    let state: CpuState = load_section(r, CPU_SECTION, CPU_UPGRADES)?;
-    validate_cpu(&state)?;
-    let (_, ram_data) = r.require(ram::SECTION, ram::VERSION)?;
-    decode_ram_into(ram_data, mem.ram_mut())?;
-    cpu.state = state;
-    cpu.flush_caches();
+    decode_cpu_ram(r, mem.ram().len())?.apply(cpu, mem);
     Ok(())
 }
 

@@ -13,6 +13,8 @@ pub const VERSION: u32 = 1;
 pub const PAGE_SIZE: usize = 4096;
 /// Pages per chunk written by this build (1 MiB).
 pub const CHUNK_PAGES: u32 = 256;
+/// Largest RAM a page stream may describe: the 32-bit physical address space.
+pub const MAX_RAM_SIZE: u64 = 1 << 32;
 /// Largest chunk a reader accepts (16 MiB of decompressed pages).
 pub const MAX_CHUNK_PAGES: u32 = 4096;
 const ZSTD_LEVEL: i32 = 3;
@@ -82,13 +84,26 @@ pub fn encode_ram(ram: &[u8]) -> Vec<u8> {
 }
 
 /// Decode a page stream of exactly `expected_size` bytes of RAM.
+///
+/// `expected_size` comes from the snapshot itself when no machine is built
+/// (`snapshot-info`): it is checked against [`MAX_RAM_SIZE`] and the stream is decoded and
+/// checked before the RAM is allocated.
 pub fn decode_ram(data: &[u8], expected_size: u64) -> Result<Vec<u8>, SnapshotError> {
-    let size = usize::try_from(expected_size)
-        .map_err(|_| err(format!("RAM size {expected_size} does not fit this host")))?;
-    check_size(data, expected_size)?;
+    let size = checked_ram_size(expected_size)?;
+    let decoded = decode_pages(data, size)?;
     let mut ram = vec![0u8; size];
-    decode_ram_into(data, &mut ram)?;
+    decoded.apply(&mut ram);
     Ok(ram)
+}
+
+/// `size` as a RAM size this build can hold: a multiple of 4 KiB, at most [`MAX_RAM_SIZE`].
+pub fn checked_ram_size(size: u64) -> Result<usize, SnapshotError> {
+    if size > MAX_RAM_SIZE || size % PAGE_SIZE as u64 != 0 {
+        return Err(err(format!(
+            "RAM size {size} is not a multiple of 4 KiB up to {MAX_RAM_SIZE} bytes"
+        )));
+    }
+    usize::try_from(size).map_err(|_| err(format!("RAM size {size} does not fit this host")))
 }
 
 fn err(problem: impl Into<String>) -> SnapshotError {
@@ -213,20 +228,67 @@ fn parse(data: &[u8], ram_len: usize) -> Result<(Vec<Option<Mixed<'_>>>, usize),
     Ok((chunks, chunk_bytes))
 }
 
-/// Decode a page stream into `out`, whose length must be the stream's RAM size. Every
-/// byte of `out` is written (zero pages are zeroed).
-///
-/// The whole stream is checked structurally before the first byte of `out` is written
-/// (lengths, bitmaps, one zstd frame per chunk with the right declared size), so a
-/// truncated or mis-assembled stream leaves `out` untouched. Only damage inside the
-/// compressed data itself (which the container checksum already rules out unless the
-/// file was crafted) is found while writing, and then leaves `out` partly written.
-pub fn decode_ram_into(data: &[u8], out: &mut [u8]) -> Result<(), SnapshotError> {
-    let (chunks, chunk_bytes) = parse(data, out.len())?;
-    let mut scratch = Vec::new();
+/// A page stream decoded and checked completely, not yet applied to any RAM: the
+/// non-zero pages, packed, and which pages they are. Holding one of these means the
+/// stream was valid; [`DecodedRam::apply`] cannot fail.
+#[derive(Debug)]
+pub struct DecodedRam {
+    ram_len: usize,
+    chunk_bytes: usize,
+    /// Per chunk: `None` for an all-zero chunk, else its bitmap (LSB first).
+    chunks: Vec<Option<Vec<u8>>>,
+    /// The stored pages of every chunk, in order.
+    pages: Vec<u8>,
+}
+
+impl DecodedRam {
+    /// The RAM size the stream holds.
+    pub fn ram_len(&self) -> usize {
+        self.ram_len
+    }
+
+    /// Write the decoded RAM into `out` (of [`DecodedRam::ram_len`] bytes): stored pages
+    /// are copied, every other page is zeroed (without writing to a page that already
+    /// is zero, so untouched memory stays uncommitted).
+    ///
+    /// # Panics
+    /// If `out.len()` differs from [`DecodedRam::ram_len`] (a caller error: the size was
+    /// checked when decoding).
+    pub fn apply(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), self.ram_len, "RAM size checked at decode");
+        let mut src = self.pages.chunks_exact(PAGE_SIZE);
+        for (chunk, desc) in out.chunks_mut(self.chunk_bytes).zip(&self.chunks) {
+            let Some(bitmap) = desc else {
+                zero(chunk);
+                continue;
+            };
+            for (i, page) in chunk.chunks_exact_mut(PAGE_SIZE).enumerate() {
+                match (bitmap[i / 8] >> (i % 8) & 1 != 0)
+                    .then(|| src.next())
+                    .flatten()
+                {
+                    Some(p) => page.copy_from_slice(p),
+                    None => zero(page),
+                }
+            }
+        }
+    }
+}
+
+/// Decode and check a page stream of `ram_len` bytes of RAM completely (structure first,
+/// then every chunk's compressed data) without touching any RAM. Memory needed: the
+/// compressed stream's non-zero pages, uncompressed.
+pub fn decode_pages(data: &[u8], ram_len: usize) -> Result<DecodedRam, SnapshotError> {
+    let (chunks, chunk_bytes) = parse(data, ram_len)?;
+    let total: usize = chunks.iter().flatten().map(|m| m.stored).sum();
+    // `total` pages were each backed by a bitmap bit of a chunk inside `ram_len`, and
+    // `ram_len` is the machine's RAM: the allocation is bounded by the RAM size.
+    let mut pages = vec![0u8; total * PAGE_SIZE];
     let mut decompressor =
         zstd::bulk::Decompressor::new().map_err(|e| err(format!("zstd: {e}")))?;
-    for (chunk, desc) in out.chunks_mut(chunk_bytes).zip(chunks) {
+    let mut at = 0;
+    let mut bitmaps = Vec::with_capacity(chunks.len());
+    for desc in chunks {
         let Some(Mixed {
             index,
             bitmap,
@@ -234,33 +296,39 @@ pub fn decode_ram_into(data: &[u8], out: &mut [u8]) -> Result<(), SnapshotError>
             frame,
         }) = desc
         else {
-            zero(chunk);
+            bitmaps.push(None);
             continue;
         };
-        scratch.resize(stored * PAGE_SIZE, 0);
-        let n = decompressor
-            .decompress_to_buffer(frame, &mut scratch[..])
-            .map_err(|e| {
-                err(format!(
-                    "chunk {index}: compressed data is corrupt or larger than its {stored} pages ({e})"
-                ))
-            })?;
-        if n != scratch.len() {
+        let dst = &mut pages[at..at + stored * PAGE_SIZE];
+        let n = decompressor.decompress_to_buffer(frame, dst).map_err(|e| {
+            err(format!(
+                "chunk {index}: compressed data is corrupt or larger than its {stored} pages ({e})"
+            ))
+        })?;
+        if n != dst.len() {
             return Err(err(format!(
                 "chunk {index}: compressed data holds {n} bytes, expected {} ({stored} pages)",
-                scratch.len()
+                dst.len()
             )));
         }
-        let mut src = scratch.chunks_exact(PAGE_SIZE);
-        for (i, page) in chunk.chunks_exact_mut(PAGE_SIZE).enumerate() {
-            if bitmap[i / 8] >> (i % 8) & 1 != 0 {
-                // `stored` pages were counted from this bitmap, so one is always left.
-                page.copy_from_slice(src.next().unwrap_or(&[0; PAGE_SIZE]));
-            } else {
-                zero(page);
-            }
-        }
+        at += n;
+        bitmaps.push(Some(bitmap.to_vec()));
     }
+    Ok(DecodedRam {
+        ram_len,
+        chunk_bytes,
+        chunks: bitmaps,
+        pages,
+    })
+}
+
+/// Decode a page stream into `out`, whose length must be the stream's RAM size. Every
+/// byte of `out` is written (zero pages are zeroed).
+///
+/// The whole stream is decoded and checked ([`decode_pages`]) before the first byte of
+/// `out` is written, so on an error `out` is untouched.
+pub fn decode_ram_into(data: &[u8], out: &mut [u8]) -> Result<(), SnapshotError> {
+    decode_pages(data, out.len())?.apply(out);
     Ok(())
 }
 
@@ -374,12 +442,19 @@ mod tests {
         assert!(decode_ram_into(&enc[..enc.len() - 1], &mut out).is_err());
         assert!(out.iter().all(|&b| b == 0x55));
         // Corrupt compressed bytes: an error (or, if zstd happens to accept them, a
-        // wrong result of the right size), never a panic.
+        // wrong result of the right size), never a panic; an error leaves the output
+        // untouched, even when the damage is found only while decompressing.
+        let mut errors = 0;
         for i in 17 + 36..17 + 60 {
             let mut v = enc.clone();
             v[i] ^= 0x5A;
-            let _ = decode_ram(&v, 3 << 20);
+            let mut out = vec![0x55u8; 3 << 20];
+            if decode_ram_into(&v, &mut out).is_err() {
+                errors += 1;
+                assert!(out.iter().all(|&b| b == 0x55), "byte {i}");
+            }
         }
+        assert!(errors > 0);
     }
 
     #[test]
