@@ -50,6 +50,16 @@ pub trait Bus {
     fn take_stop(&mut self) -> Option<StopRequest> {
         None
     }
+    /// The earliest instruction count at which a device must act, as things stand now
+    /// (`None`: no event pending). The CPU asks after every instruction that touched a
+    /// device and after taking an interrupt, and ends its run there if that is earlier
+    /// than its budget: an access can move a device's next event earlier (a timer is
+    /// programmed), and the machine must let the device act at exactly that count, not
+    /// at whatever point the current run was going to stop (which depends on how a run
+    /// is sliced).
+    fn next_event(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[inline]

@@ -450,6 +450,10 @@ impl Bus for PcBoard {
         }
     }
 
+    fn next_event(&self) -> Option<u64> {
+        self.next_deadline()
+    }
+
     fn take_stop(&mut self) -> Option<StopRequest> {
         if std::mem::take(&mut self.reset_requested) {
             return Some(StopRequest::Reset);

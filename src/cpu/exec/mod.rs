@@ -90,6 +90,7 @@ impl<'a> Exec<'a> {
                 && self.bus.interrupt_pending()
             {
                 if let Some(v) = self.bus.acknowledge_interrupt() {
+                    self.clip_to_next_event();
                     self.cpu.state.halted = false;
                     let eip = self.cpu.state.eip;
                     self.start_eip = eip;
@@ -145,6 +146,7 @@ impl<'a> Exec<'a> {
             s.flags_raw &= !RF;
             let tf = s.flags_raw & TF != 0;
             // The shadow of MOV SS / POP SS / STI covers exactly one instruction.
+            let in_shadow = s.shadow;
             s.shadow = false;
             s.db_shadow = false;
             let next = eip.wrapping_add(insn.len as u32);
@@ -175,13 +177,27 @@ impl<'a> Exec<'a> {
             if self.io_touched {
                 self.io_touched = false;
                 self.bus.sync_memory(self.mem);
+                self.clip_to_next_event();
                 return None;
             }
             if self.cpu.state.icount >= self.end {
                 return None;
             }
+            // The shadow ended: an interrupt held back by it is taken now, before the next
+            // instruction, wherever the block would have ended.
+            if in_shadow {
+                return None;
+            }
         }
         None
+    }
+
+    /// End this run no later than the bus's next device event ([`Bus::next_event`]), so
+    /// that the caller lets the device act at exactly that instruction count.
+    fn clip_to_next_event(&mut self) {
+        if let Some(d) = self.bus.next_event() {
+            self.end = self.end.min(d.max(self.cpu.state.icount));
+        }
     }
 
     /// Roll back the current instruction and deliver `f` to the guest (or report it).
