@@ -2,8 +2,23 @@
 //! reads of host input, the Ctrl-A escape keys, and rendering the VGA text screen with
 //! ANSI sequences.
 //!
-//! Nothing here is guest-visible state: host input reaches the machine only through the
-//! machine's input queues, between `run` calls, at instruction-count boundaries.
+//! Nothing here is guest-visible state: host input reaches the machine only through
+//! [`crate::replay::deliver`], between `run` calls, at instruction-count boundaries.
+//!
+//! # When live input arrives
+//!
+//! [`run_machine`] runs the machine in slices that end at multiples of [`SLICE`]
+//! instructions (and at `--max-instructions`), so slice boundaries are a function of the
+//! instruction count alone. Host input read during a slice is delivered at the boundary
+//! that ends it: to the keyboard at once, to COM1 at the first boundary where the guest
+//! listens on the port (IER receive interrupt enabled; before that a driver's FIFO reset
+//! would drop it). When the machine stops early because the guest waits for input and
+//! no device has an event pending ([`crate::machine::MachineExit::Idle`]), its
+//! instruction count stands still and input is delivered there. Host timing thus decides
+//! only which boundary a byte arrives before; `--record` logs each delivery with its
+//! instruction count and `--replay` delivers the same bytes at the same counts (events
+//! may fall between slice boundaries there: a replay runs up to each event exactly).
+//! Real-time pacing only sleeps between slices; it never changes where slices end.
 
 use std::io::{self, Read, Write};
 
@@ -236,12 +251,17 @@ mod tests {
     }
 }
 
+/// Slice length of the console loop in instructions (20 ms of virtual time at the
+/// default 100 MHz): live host input is delivered at multiples of it.
+pub const SLICE: u64 = 2_000_000;
+
 /// What the terminal shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Display {
     /// The VGA text screen until the guest first writes to the serial port, then the
     /// serial port only (firmware and boot loaders draw on VGA; Linux with
-    /// `console=ttyS0` talks on the serial port).
+    /// `console=ttyS0` talks on the serial port). A machine restored from a snapshot
+    /// whose guest listens on COM1 starts on the serial port.
     Auto,
     /// The VGA text screen (serial output is still copied, below it).
     Text,
@@ -267,8 +287,17 @@ pub struct ConsoleOptions {
     /// Stop after this many instructions of virtual time.
     pub max_instructions: Option<u64>,
     /// Sleep so that virtual time does not run ahead of the wall clock (interactive use;
-    /// affects only when host input arrives, never what the guest computes).
+    /// affects only when host input arrives, never what the guest computes: the guest's
+    /// clocks follow the instruction count in either case).
     pub realtime: bool,
+    /// Append every host input event, with its instruction count, to this file
+    /// ([`crate::replay::Recorder::start`] says how an existing file is treated).
+    pub record: Option<std::path::PathBuf>,
+    /// Deliver the input events of this recording at their instruction counts instead of
+    /// reading host input (a terminal still gets the Ctrl-A keys; other key presses are
+    /// ignored). A `quit` event ends the run as Ctrl-A x did; after the last event the
+    /// machine runs on without input.
+    pub replay: Option<std::path::PathBuf>,
     /// Where Ctrl-A s writes `x86emu-<icount>.snap` (`None`: the current directory).
     pub snapshot_dir: Option<std::path::PathBuf>,
 }
@@ -297,6 +326,9 @@ pub enum ConsoleExit {
     /// Writing a checkpoint failed (after a signal), or the snapshot directory was
     /// taken over by another process: the message says why.
     CheckpointFailed(String),
+    /// `--record`/`--replay` failed: the file is unusable or does not belong to this
+    /// machine, cannot be written, or the replay diverged. The message says which.
+    InputLog(String),
 }
 
 /// Drive `m` with the terminal attached: serial and VGA output to stdout, stdin (raw if
@@ -320,14 +352,48 @@ pub fn run_machine_in(
     use crate::machine::MachineExit;
     use std::time::{Duration, Instant};
 
-    const SLICE: u64 = 2_000_000;
+    use crate::replay::{deliver, Event, Input, Recorder, Replayer};
+
+    let mut recorder = None;
+    let mut replayer = None;
+    if let Some(p) = &opts.record {
+        match Recorder::start(p, m) {
+            Ok((r, note)) => {
+                if let Some(n) = note {
+                    eprintln!("x86emu: {n}");
+                }
+                recorder = Some(r);
+            }
+            Err(e) => return Ok(ConsoleExit::InputLog(e.to_string())),
+        }
+    }
+    if let Some(p) = &opts.replay {
+        match Replayer::start(p, m) {
+            Ok((r, note)) => {
+                if let Some(n) = note {
+                    eprintln!("x86emu: {n}");
+                }
+                replayer = Some(r);
+            }
+            Err(e) => return Ok(ConsoleExit::InputLog(e.to_string())),
+        }
+    }
+    // Record one delivered event.
+    let log = |rec: &mut Option<Recorder>, icount: u64, input: Input| -> io::Result<()> {
+        match rec {
+            Some(r) => r.record(&Event { icount, input }),
+            None => Ok(()),
+        }
+    };
+
     let raw = RawTerminal::enable();
     let interactive = raw.is_some();
     let mut out = io::stdout();
     let mut escape = EscapeFilter::default();
     let mut stdin_open = true;
     let mut pending_serial: Vec<u8> = Vec::new();
-    let mut serial_seen = false;
+    // A restored machine whose guest listens on COM1 was talking there.
+    let mut serial_seen = m.cpu.state.icount > 0 && m.board.com1.receiving();
     let mut last_screen: Option<Vec<u8>> = None;
     let mut last_render = Instant::now();
     let start = Instant::now();
@@ -342,12 +408,45 @@ pub fn run_machine_in(
     let mut buf = [0u8; 4096];
     loop {
         let now = m.cpu.state.icount;
-        let budget = match end {
-            Some(e) if now >= e => return Ok(ConsoleExit::Machine(MachineExit::InstructionLimit)),
-            Some(e) => SLICE.min(e - now),
-            None => SLICE,
-        };
-        let exit = m.run(budget);
+        // Recorded input due now (also at the instruction limit: a live session delivers
+        // what it read during its last slice there, before it stops).
+        if let Some(r) = replayer.as_mut() {
+            loop {
+                match r.due(now) {
+                    Ok(Some(Input::Quit)) => return Ok(ConsoleExit::Quit),
+                    Ok(Some(input)) => {
+                        let want = match &input {
+                            Input::Com1(b) | Input::Keyboard(b) => b.len(),
+                            Input::Quit => 0,
+                        };
+                        let n = deliver(m, &input);
+                        if n != want {
+                            return Ok(ConsoleExit::InputLog(
+                                r.diverged(format!(
+                                    "COM1 accepted {n} of {want} recorded bytes at instruction {now}"
+                                ))
+                                .to_string(),
+                            ));
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Ok(ConsoleExit::InputLog(e.to_string())),
+                }
+            }
+        }
+        if end.is_some_and(|e| now >= e) {
+            return Ok(ConsoleExit::Machine(MachineExit::InstructionLimit));
+        }
+        // The slice ends at the next multiple of SLICE, the instruction limit or the next
+        // recorded event, whichever comes first.
+        let mut stop = (now / SLICE + 1) * SLICE;
+        if let Some(e) = end {
+            stop = stop.min(e);
+        }
+        if let Some(t) = replayer.as_ref().and_then(|r| r.next_icount()) {
+            stop = stop.min(t);
+        }
+        let exit = m.run(stop - now);
 
         // Guest output.
         let serial = m.board.com1.take_output();
@@ -415,9 +514,28 @@ pub fn run_machine_in(
             }
         }
 
+        // The machine stopped (power-off, ...): no input is delivered after that.
+        match exit {
+            MachineExit::InstructionLimit | MachineExit::Idle => {}
+            other => return Ok(ConsoleExit::Machine(other)),
+        }
+
         // Host input.
         let idle = exit == MachineExit::Idle;
-        if stdin_open {
+        let now = m.cpu.state.icount;
+        if let Some(r) = replayer.as_ref() {
+            // The recorded machine received input where this one waits for it.
+            match r.next_icount() {
+                Some(t) if idle && t > now => {
+                    return Ok(ConsoleExit::InputLog(r.diverged(format!(
+                        "the guest waits for input at instruction {now}; the next recorded event is at {t}"
+                    )).to_string()))
+                }
+                _ => {}
+            }
+        }
+        // With a replay, stdin is read only for the Ctrl-A keys of a terminal.
+        if stdin_open && (replayer.is_none() || interactive) {
             let wait = if idle { 50 } else { 0 };
             match read_input(&mut buf, wait)? {
                 None => stdin_open = false,
@@ -429,9 +547,15 @@ pub fn run_machine_in(
                         guest.extend_from_slice(&buf[..n]);
                         Vec::new()
                     };
+                    if replayer.is_some() {
+                        guest.clear();
+                    }
                     for c in cmds {
                         match c {
-                            ConsoleCommand::Quit => return Ok(ConsoleExit::Quit),
+                            ConsoleCommand::Quit => {
+                                log(&mut recorder, now, Input::Quit)?;
+                                return Ok(ConsoleExit::Quit);
+                            }
                             ConsoleCommand::Help => out.write_all(HELP.as_bytes())?,
                             ConsoleCommand::Snapshot => {
                                 let msg = match write_snapshot(m, opts.snapshot_dir.as_deref()) {
@@ -446,29 +570,42 @@ pub fn run_machine_in(
                             }
                         }
                     }
-                    if (show_vga && opts.display == Display::Auto && !serial_seen)
+                    if guest.is_empty() {
+                    } else if (show_vga && opts.display == Display::Auto && !serial_seen)
                         || opts.serial != SerialOut::Stdio
                     {
-                        m.board.kbc.type_terminal_bytes(&guest);
+                        deliver(m, &Input::Keyboard(guest.clone()));
+                        log(&mut recorder, now, Input::Keyboard(guest))?;
                     } else {
                         pending_serial.extend_from_slice(&guest);
                     }
                 }
             }
         } else if idle {
-            std::thread::sleep(Duration::from_millis(20));
+            let can_wake = match &replayer {
+                Some(r) => !r.finished(),
+                None => !pending_serial.is_empty() && m.board.com1.receiving(),
+            };
+            if !can_wake {
+                // No more input can come: the guest would wait forever.
+                return Ok(ConsoleExit::Machine(MachineExit::Idle));
+            }
         }
         // Input waits until a guest driver listens on the port (before that, a FIFO
         // reset at driver start would drop it): scripts can pipe commands right away.
         if !pending_serial.is_empty() && m.board.com1.receiving() {
-            let n = m.board.com1.push_input(&pending_serial);
+            let input = Input::Com1(pending_serial.clone());
+            let n = deliver(m, &input);
+            if n > 0 {
+                log(
+                    &mut recorder,
+                    now,
+                    Input::Com1(pending_serial[..n].to_vec()),
+                )?;
+            }
             pending_serial.drain(..n);
         }
 
-        match exit {
-            MachineExit::InstructionLimit | MachineExit::Idle => {}
-            other => return Ok(ConsoleExit::Machine(other)),
-        }
         if opts.realtime {
             let guest = Duration::from_nanos(m.config.clock.ns(m.cpu.state.icount - t0));
             let wall = start.elapsed();

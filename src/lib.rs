@@ -29,6 +29,7 @@ pub mod disk;
 pub mod firmware;
 pub mod machine;
 pub mod mmu;
+pub mod replay;
 pub mod snapshot;
 
 pub use cpu::{Cpu, RunExit};

@@ -101,6 +101,25 @@ struct RunArgs {
     /// (the default when stdin is not a terminal).
     #[arg(long)]
     no_realtime: bool,
+    /// Pace virtual time to the wall clock even when stdin is not a terminal. Pacing only
+    /// sleeps: the guest's clocks follow the instruction count either way.
+    #[arg(long, conflicts_with = "no_realtime")]
+    realtime: bool,
+    /// Log every host input event (COM1 bytes, key presses, Ctrl-A x) with its
+    /// instruction count to FILE (docs/replay-format.md). Continuing a snapshot, an
+    /// existing FILE is the recording to continue.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    record: Option<std::path::PathBuf>,
+    /// Feed the input recorded in FILE at its instruction counts instead of reading
+    /// stdin (a terminal keeps the Ctrl-A keys); the run then goes on without input
+    /// until the guest stops, --max-instructions, or the recorded Ctrl-A x.
+    #[arg(long, value_name = "FILE")]
+    replay: Option<std::path::PathBuf>,
+    /// When the run ends (instruction limit, power-off, Ctrl-A x, end of a replay), write
+    /// a snapshot to FILE: with --max-instructions, a snapshot at an exact instruction
+    /// count.
+    #[arg(long, value_name = "FILE")]
+    snapshot_at_exit: Option<std::path::PathBuf>,
     /// Copy the firmware's debug output (port 0x402) to stderr.
     #[arg(long)]
     firmware_debug: bool,
@@ -164,6 +183,12 @@ struct BootArgs {
     /// marker and console.log). Give the same options as the checkpointed run.
     #[arg(long)]
     resume: Option<x86emu::checkpoint::ResumeMode>,
+    /// What the guest's real-time clock shows at power-on: seconds since 1970-01-01 UTC,
+    /// a UTC date YYYY-MM-DD[THH:MM:SS], or `now` (the host's time, read once; printed
+    /// so the run can be repeated). Part of the machine configuration, stored in
+    /// snapshots. Default: 2024-01-01T00:00:00Z.
+    #[arg(long, default_value = "2024-01-01T00:00:00Z")]
+    rtc_base: String,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -251,12 +276,25 @@ fn boot(a: BootArgs) -> ExitCode {
     ]
     .iter()
     .find_map(|p| std::fs::read(p).ok());
+    let rtc_base = match x86emu::clock::parse_rtc_base(&a.rtc_base, || {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        eprintln!("x86emu: --rtc-base now: {t}");
+        t
+    }) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("x86emu: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let config = PcConfig {
         ram_size: a.memory << 20,
         clock: x86emu::clock::Clock::new(a.mhz * 1_000_000),
+        rtc_base,
         firmware_debug: a.run.firmware_debug,
         vga_bios,
-        ..PcConfig::default()
     };
     let drives = match attach_drives(a.disk.as_deref(), &a.run) {
         Ok(d) => d,
@@ -561,7 +599,9 @@ fn run_console(
         },
         serial: a.serial.clone(),
         max_instructions: limit,
-        realtime: !a.no_realtime && x86emu::console::stdin_is_tty(),
+        realtime: a.realtime || (!a.no_realtime && x86emu::console::stdin_is_tty()),
+        record: a.record.clone(),
+        replay: a.replay.clone(),
         snapshot_dir: a.snapshot_dir.clone(),
     };
     if let Some(d) = dir.as_deref_mut() {
@@ -574,6 +614,16 @@ fn run_console(
             return ExitCode::from(1);
         }
     };
+    if let (Some(p), false) = (
+        &a.snapshot_at_exit,
+        matches!(exit, ConsoleExit::InputLog(_)),
+    ) {
+        let bytes = m.save_snapshot();
+        if let Err(e) = x86emu::snapshot::write_atomic(p, &bytes) {
+            eprintln!("\r\nx86emu: {e}");
+            return ExitCode::from(1);
+        }
+    }
     if a.print_state_hash {
         eprintln!(
             "\r\nx86emu: state hash {} at instruction {}",
@@ -586,6 +636,10 @@ fn run_console(
     // (exit status, how the guest finished: recorded in DIR/done)
     let (code, finished): (u8, Option<&str>) = match exit {
         ConsoleExit::Quit => (0, None),
+        ConsoleExit::InputLog(e) => {
+            eprintln!("\r\nx86emu: {e}");
+            (1, None)
+        }
         ConsoleExit::Checkpoint(p) => {
             eprintln!("\r\nx86emu: checkpoint written to {}", p.display());
             (a.checkpoint_exit_code, None)

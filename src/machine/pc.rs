@@ -52,8 +52,8 @@ impl Default for PcConfig {
         PcConfig {
             ram_size: 128 << 20,
             clock: Clock::default(),
-            // 2024-01-01T00:00:00Z: a fixed, documented default (never the host clock).
-            rtc_base: 1_704_067_200,
+            // A fixed, documented default (never the host clock).
+            rtc_base: crate::clock::DEFAULT_RTC_BASE,
             firmware_debug: false,
             vga_bios: None,
         }
@@ -103,6 +103,10 @@ pub struct PcMachine {
     /// Identity (size, sampled content hash) of each attached disk's base image, taken
     /// when the machine was built; part of the configuration a snapshot checks.
     pub(crate) disk_ids: [Option<super::snapshot::DiskIdentity>; 4],
+    /// Host input events delivered so far ([`crate::replay::deliver`]): where this
+    /// machine stands in a recording of its input. Saved in snapshots (optional section
+    /// `input`) but not guest-visible, so not part of [`PcMachine::state_hash`].
+    pub host_inputs: u64,
 }
 
 impl std::fmt::Debug for PcMachine {
@@ -164,6 +168,7 @@ impl PcMachine {
             mem,
             board,
             disk_ids,
+            host_inputs: 0,
         };
         m.reset();
         if let BootSource::Kernel {

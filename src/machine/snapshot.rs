@@ -74,6 +74,12 @@ pub const CONFIG: SectionSpec = SectionSpec {
     name: snapshot::CONFIG_SECTION,
     upgrades: &[config_v1_to_v2],
 };
+/// Optional: [`PcMachine::host_inputs`] (`u64`), the machine's position in a recording
+/// of its host input (`crate::replay`); absent means 0. Not guest state: not hashed.
+pub const INPUT: SectionSpec = SectionSpec {
+    name: "input",
+    upgrades: &[],
+};
 /// The board's own state beside its devices.
 pub const BOARD: SectionSpec = SectionSpec {
     name: "board",
@@ -589,6 +595,7 @@ impl PcMachine {
             let data = zstd::bulk::compress(&encode(ov), 3).expect("zstd compression in memory");
             w.add_section(DISKS[i].name, DISKS[i].version(), data);
         }
+        w.add_optional_section(INPUT.name, INPUT.version(), encode(&self.host_inputs));
         w
     }
 
@@ -643,14 +650,16 @@ impl PcMachine {
                         name: name.to_string(),
                     })
                 }
-                (Some(_), None) => return Err(SnapshotError::section(
-                    name,
-                    format!(
+                (Some(_), None) => {
+                    return Err(SnapshotError::section(
+                        name,
+                        format!(
                         "the snapshot has a disk overlay for IDE {}:{}, whose disk here has none",
                         i / 2,
                         i % 2
                     ),
-                )),
+                    ))
+                }
                 (Some(_), Some(len)) => {
                     let (version, data) = r.require(name, spec.version())?;
                     let raw = decompress_overlay(name, data, len)?;
@@ -663,6 +672,10 @@ impl PcMachine {
             }
         }
         let cpu_ram = snapshot::decode_cpu_ram(&r, self.mem.ram().len())?;
+        let host_inputs: u64 = match r.section(INPUT.name) {
+            Some(_) => INPUT.load(&r)?,
+            None => 0,
+        };
 
         // Commit: nothing below can fail.
         let b = &mut self.board;
@@ -678,6 +691,7 @@ impl PcMachine {
         b.debug.stop = board.debug_exit.map(StopRequest::DebugExit);
         b.debug.last_post = board.last_post;
         cpu_ram.apply(&mut self.cpu, &mut self.mem);
+        self.host_inputs = host_inputs;
         // Derived state: the memory map and the CPU's caches.
         let b = &mut self.board;
         b.pci.apply_pam(&mut self.mem);
