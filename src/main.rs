@@ -576,6 +576,13 @@ fn snapshot_info(file: &std::path::Path) -> ExitCode {
     if let Some(n) = meta.console_len {
         println!("console.log:     {n} bytes seen");
     }
+    let input = x86emu::machine::INPUT_SECTION.name;
+    if let Some((_, data)) = r.section(input) {
+        match x86emu::snapshot::decode::<u64>(input, data) {
+            Ok(n) => println!("input events:    {n} (its position in a --record recording)"),
+            Err(e) => return unusable(&e),
+        }
+    }
     println!("state hash:      {}", to_hex(&sum.state_hash));
     ExitCode::from(0)
 }

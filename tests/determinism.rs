@@ -628,6 +628,15 @@ fn serial_session_replays_exactly_and_composes_with_snapshots() {
     );
     first.expect(124);
     assert_eq!(first.hash().1, at);
+    // The snapshot knows how many events it has had (shown by snapshot-info).
+    let info = x86emu(&["snapshot-info", &s(&mid)], None);
+    info.expect(0);
+    let had = ev.iter().filter(|e| e.icount <= at).count();
+    assert!(
+        info.text().contains(&format!("input events:    {had} ")),
+        "{}",
+        info.text()
+    );
     let second = x86emu(&with(resume_args(&g, &mid), &["--replay", &s(&rec)]), None);
     second.expect(0);
     assert_eq!(second.hash(), live.hash());

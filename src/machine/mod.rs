@@ -15,5 +15,5 @@ pub use pc::{e820_map, BootSource, MachineError, MachineExit, PcConfig, PcMachin
 pub use rom::{RomBoard, RomMachine, RomRunError};
 pub use snapshot::{
     describe_disk_identity, section_versions, ContentHash, DiskIdentity, SectionSpec,
-    SnapshotConfig, SnapshotSummary,
+    SnapshotConfig, SnapshotSummary, INPUT as INPUT_SECTION,
 };

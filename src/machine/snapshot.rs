@@ -210,7 +210,8 @@ board_devices! {
 }
 
 /// Every section a PC snapshot holds, with the version this build writes: `config`,
-/// `cpu`, `ram`, the devices, `board`, `disk0`..`disk3` (`creator` is optional).
+/// `cpu`, `ram`, the devices, `board`, `disk0`..`disk3` (`creator` and `input` are
+/// optional).
 pub fn section_versions() -> Vec<(&'static str, u32)> {
     let mut v = vec![
         (CONFIG.name, CONFIG.version()),
@@ -221,6 +222,7 @@ pub fn section_versions() -> Vec<(&'static str, u32)> {
     v.extend(DEVICES.iter().map(|s| (s.name, s.version())));
     v.push((BOARD.name, BOARD.version()));
     v.extend(DISKS.iter().map(|s| (s.name, s.version())));
+    v.push((INPUT.name, INPUT.version()));
     v
 }
 
