@@ -143,6 +143,10 @@ struct RunArgs {
     /// the job is killed; it never changes what the guest computes.
     #[arg(long, requires = "snapshot_dir", value_parser = x86emu::checkpoint::parse_duration)]
     checkpoint_interval: Option<std::time::Duration>,
+    /// CPU model: pentium, pentium-mmx, pentium2, pentium3, pentium-m, pentium4, legacy
+    /// (boot: default pentium-m; resume: the snapshot's, and another is an error).
+    #[arg(long, value_name = "MODEL")]
+    cpu: Option<x86emu::cpu::CpuModel>,
 }
 
 #[derive(clap::Args)]
@@ -295,6 +299,7 @@ fn boot(a: BootArgs) -> ExitCode {
         rtc_base,
         firmware_debug: a.run.firmware_debug,
         vga_bios,
+        cpu_model: a.run.cpu.unwrap_or_default(),
     };
     let drives = match attach_drives(a.disk.as_deref(), &a.run) {
         Ok(d) => d,
@@ -486,6 +491,7 @@ fn resume(a: ResumeArgs) -> ExitCode {
         rtc_base: saved.rtc_base,
         firmware_debug: a.run.firmware_debug,
         vga_bios: None,
+        cpu_model: a.run.cpu.unwrap_or(saved.cpu_model),
     };
     let drives = match attach_drives(a.disk.as_deref(), &a.run) {
         Ok(d) => d,
@@ -552,6 +558,11 @@ fn snapshot_info(file: &std::path::Path) -> ExitCode {
     }
     let c = &sum.config;
     println!("machine:         {}", c.model);
+    println!(
+        "CPU:             {} ({})",
+        c.cpu_model,
+        c.cpu_model.info().part
+    );
     println!("RAM:             {} MiB", c.ram_size >> 20);
     println!("clock:           {} instructions/s", c.clock_ips);
     println!("RTC base:        {} (Unix time)", c.rtc_base);

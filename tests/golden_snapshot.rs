@@ -55,6 +55,9 @@ fn machine(rom: Vec<u8>) -> PcMachine {
         .unwrap();
     let config = PcConfig {
         ram_size: RAM,
+        // The fixture was taken before CPU models existed, on the one fixed model that is
+        // now called `legacy` (its `config` section upgrades to that model).
+        cpu_model: x86emu::cpu::CpuModel::Legacy,
         ..PcConfig::default()
     };
     PcMachine::new(config, BootSource::Bios(rom), drives).unwrap()

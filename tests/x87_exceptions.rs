@@ -553,5 +553,5 @@ fn real_mode_environment_holds_linear_addresses() {
 
 #[test]
 fn cpuid_reports_the_fpu() {
-    assert_eq!(x86emu::cpu::cpuid::cpuid(1, 0)[3] & 1, 1);
+    assert_eq!(x86emu::cpu::CpuModel::default().cpuid(1, 0)[3] & 1, 1);
 }

@@ -7,9 +7,12 @@ pub mod decode;
 mod exec;
 pub mod flags;
 pub mod fpu;
+pub mod model;
 pub mod softfloat;
 pub mod state;
 
+pub use exec::PHYS_ADDR_BITS;
+pub use model::CpuModel;
 pub use state::{regs, CpuState, SegReg, SegmentCache};
 
 use crate::devices::bus::{Bus, StopRequest};
@@ -89,6 +92,9 @@ pub enum RunExit {
 #[derive(Debug)]
 pub struct Cpu {
     pub state: CpuState,
+    /// The processor model: configuration, fixed while decoded blocks exist (see
+    /// [`Cpu::set_model`]).
+    model: CpuModel,
     /// Return exceptions to the caller instead of delivering them to the guest.
     pub stop_on_exception: bool,
     pub(crate) cache: cache::BlockCache,
@@ -102,19 +108,41 @@ impl Default for Cpu {
 }
 
 impl Cpu {
-    /// A processor in its power-on state.
+    /// A processor of the default model ([`CpuModel::default`]) in its power-on state.
     pub fn new() -> Cpu {
-        Cpu {
+        Cpu::with_model(CpuModel::default())
+    }
+
+    /// A processor of `model` in its power-on state.
+    pub fn with_model(model: CpuModel) -> Cpu {
+        let mut cpu = Cpu {
             state: CpuState::default(),
+            model,
             stop_on_exception: false,
             cache: cache::BlockCache::default(),
             tlb: crate::mmu::tlb::Tlb::default(),
-        }
+        };
+        cpu.state.gpr[regs::EDX] = model.info().signature;
+        cpu
     }
 
-    /// RESET: architectural state to power-on values, derived caches dropped.
+    pub fn model(&self) -> CpuModel {
+        self.model
+    }
+
+    /// Change the model. The architectural state is left as it is (call [`Cpu::reset`]
+    /// for the new model's power-on state); decoded blocks, which were checked against
+    /// the old model's instruction set, are dropped.
+    pub fn set_model(&mut self, model: CpuModel) {
+        self.model = model;
+        self.flush_caches();
+    }
+
+    /// RESET: architectural state to power-on values (EDX = the model's CPUID
+    /// signature), derived caches dropped.
     pub fn reset(&mut self) {
         self.state.reset();
+        self.state.gpr[regs::EDX] = self.model.info().signature;
         self.flush_caches();
     }
 

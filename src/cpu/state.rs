@@ -129,7 +129,29 @@ pub struct Msrs {
     pub _pad: u32,
     /// TSC = retired-instruction clock + this offset (WRMSR 0x10 adjusts it).
     pub tsc_offset: u64,
+    /// IA32_MTRR_DEF_TYPE (2FFH): default type (7:0), FE (10), E (11).
+    pub mtrr_def_type: u64,
+    /// Fixed-range MTRRs, in the order 250H, 258H, 259H, 268H-26FH: one memory type
+    /// per byte.
+    pub mtrr_fixed: [u64; 11],
+    /// Variable-range MTRRs 200H-20FH: PhysBase0, PhysMask0, PhysBase1, ...
+    pub mtrr_var: [u64; 16],
+    /// IA32_PAT (277H): eight 3-bit memory types, one per byte.
+    pub pat: u64,
+    /// IA32_MCG_STATUS (17AH): RIPV (0), EIPV (1), MCIP (2).
+    pub mcg_status: u64,
+    /// BIOS_SIGN_ID (8BH): written by software, loaded with the microcode revision
+    /// (bits 63:32) by CPUID leaf 1.
+    pub bios_sign_id: u64,
+    /// IA32_MISC_ENABLE (1A0H).
+    pub misc_enable: u64,
 }
+
+/// IA32_PAT after RESET: WB, WT, UC-, UC, WB, WT, UC-, UC.
+pub const PAT_RESET: u64 = 0x0007_0406_0007_0406;
+/// IA32_MISC_ENABLE after RESET: fast strings enabled (0), branch trace storage (11)
+/// and PEBS (12) unavailable (read-only; there is no debug store).
+pub const MISC_ENABLE_RESET: u64 = 1 | 1 << 11 | 1 << 12;
 
 /// x87 FPU state: registers, control/status/tag words, last instruction and operand
 /// pointers (defined with the FPU in [`crate::cpu::fpu`]).
@@ -222,7 +244,9 @@ pub const CR4_OSFXSR: u32 = 1 << 9;
 /// CR4.OSXMMEXCPT: unmasked SIMD floating-point exceptions raise #XM (else #UD).
 pub const CR4_OSXMMEXCPT: u32 = 1 << 10;
 
-/// CPUID signature reported in EDX at reset (family 6, model 8, stepping 6: Pentium III class).
+/// The CPUID signature a bare [`CpuState::reset`] puts in EDX (family 6, model 8,
+/// stepping 6: the legacy model's); [`crate::cpu::Cpu::reset`] replaces it with its
+/// model's signature.
 pub const RESET_SIGNATURE: u32 = 0x0000_0686;
 
 impl Default for CpuState {
@@ -295,8 +319,11 @@ impl CpuState {
                 cr4: 0,
                 dr: [0, 0, 0, 0, 0, 0, 0xFFFF0FF0, 0x400],
                 pdpte: [0; 4],
+                // MTRRs disabled and zero, PAT and MISC_ENABLE at their power-on values.
                 msr: Msrs {
                     apic_base: 0xFEE0_0900,
+                    pat: PAT_RESET,
+                    misc_enable: MISC_ENABLE_RESET,
                     ..Msrs::default()
                 },
                 // CW 0040H, SW 0, TW 5555H, registers +0.0 (SDM vol. 3 table 9-1).

@@ -9,7 +9,7 @@
 use super::board::PcBoard;
 use crate::clock::Clock;
 use crate::cpu::flags::IF;
-use crate::cpu::{Cpu, RunExit};
+use crate::cpu::{Cpu, CpuModel, RunExit};
 use crate::devices::bus::StopRequest;
 use crate::devices::fw_cfg::{FwCfg, E820_RAM, E820_RESERVED};
 use crate::firmware::acpi::AcpiTables;
@@ -45,6 +45,8 @@ pub struct PcConfig {
     pub firmware_debug: bool,
     /// A VGA option ROM (SeaVGABIOS `vgabios-isavga.bin`) for the firmware to run.
     pub vga_bios: Option<Vec<u8>>,
+    /// The processor model.
+    pub cpu_model: CpuModel,
 }
 
 impl Default for PcConfig {
@@ -56,6 +58,7 @@ impl Default for PcConfig {
             rtc_base: crate::clock::DEFAULT_RTC_BASE,
             firmware_debug: false,
             vga_bios: None,
+            cpu_model: CpuModel::default(),
         }
     }
 }
@@ -118,6 +121,22 @@ impl std::fmt::Debug for PcMachine {
     }
 }
 
+/// The MTRRs as SeaBIOS leaves them (`mtrr_setup`), for direct kernel boot: below 1 MiB
+/// RAM write-back, the VGA window uncached and the ROM area write-protected; 3.5-4 GiB
+/// (the PCI hole, above [`MAX_RAM`]) uncached; everything else write-back by default.
+fn firmware_mtrrs(m: &mut crate::cpu::state::Msrs) {
+    const UC: u64 = 0;
+    const WP: u64 = 0x0505_0505_0505_0505;
+    const WB: u64 = 0x0606_0606_0606_0606;
+    m.mtrr_fixed = [WB, WB, UC, WP, WP, WP, WP, WP, WP, WP, WP];
+    m.mtrr_var = [0; 16];
+    let phys_mask = (1u64 << crate::cpu::PHYS_ADDR_BITS) - 1;
+    m.mtrr_var[0] = MAX_RAM | UC;
+    m.mtrr_var[1] = (0u64.wrapping_sub(0x1_0000_0000 - MAX_RAM) & phys_mask) | 0x800;
+    // Fixed and variable ranges enabled, default type write-back.
+    m.mtrr_def_type = 0xC06;
+}
+
 /// The e820 map of a PC with `ram` bytes: conventional memory up to the EBDA, the
 /// legacy hole (VGA, option ROMs, BIOS) reserved, extended memory above 1 MiB.
 pub fn e820_map(ram: u64) -> Vec<(u64, u64, u32)> {
@@ -163,8 +182,8 @@ impl PcMachine {
             .map_err(|e| MachineError(format!("cannot read a disk: {e}")))?;
         let board = PcBoard::new(&config, fw_cfg, drives);
         let mut m = PcMachine {
+            cpu: Cpu::with_model(config.cpu_model),
             config,
-            cpu: Cpu::new(),
             mem,
             board,
             disk_ids,
@@ -249,6 +268,9 @@ impl PcMachine {
         }
         for &(addr, len) in &zero {
             self.mem.write_bytes(addr, &vec![0; len as usize]);
+        }
+        if self.cpu.model().has(crate::cpu::cpuid::edx1::MTRR) {
+            firmware_mtrrs(&mut self.cpu.state.msr);
         }
         let s = &mut self.cpu.state;
         s.enter_flat32();

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::board::{PcBoard, ISA_IRQS};
 use super::pc::PcMachine;
+use crate::cpu::CpuModel;
 use crate::devices::bus::StopRequest;
 use crate::devices::cmos::Cmos;
 use crate::devices::fw_cfg::FwCfg;
@@ -69,10 +70,10 @@ impl SectionSpec {
 }
 
 /// The `config` section of a PC snapshot. Version 1 identified disks by a sampled hash;
-/// version 2 by the SHA-256 of the whole image.
+/// version 2 by the SHA-256 of the whole image; version 3 added the CPU model.
 pub const CONFIG: SectionSpec = SectionSpec {
     name: snapshot::CONFIG_SECTION,
-    upgrades: &[config_v1_to_v2],
+    upgrades: &[config_v1_to_v2, config_v2_to_v3],
 };
 /// Optional: [`PcMachine::host_inputs`] (`u64`), the machine's position in a recording
 /// of its host input (`crate::replay`); absent means 0. Not guest state: not hashed.
@@ -263,6 +264,19 @@ pub struct SnapshotConfig {
     pub rom_sha256: Option<[u8; 32]>,
     /// IDE positions (channel * 2 + unit).
     pub disks: [Option<DiskIdentity>; 4],
+    /// The processor model (encoded as its `--cpu` name).
+    pub cpu_model: CpuModel,
+}
+
+/// `config` section version 2 (kept for the upgrade).
+#[derive(Serialize, Deserialize)]
+struct SnapshotConfigV2 {
+    model: String,
+    ram_size: u64,
+    clock_ips: u64,
+    rtc_base: i64,
+    rom_sha256: Option<[u8; 32]>,
+    disks: [Option<DiskIdentity>; 4],
 }
 
 /// `config` section version 1 (kept for the upgrade).
@@ -289,7 +303,7 @@ struct DiskIdentityV1 {
 fn config_v1_to_v2(old: &[u8]) -> Result<Vec<u8>, String> {
     let env: MachineConfigSection = postcard::from_bytes(old).map_err(|e| e.to_string())?;
     let v1: SnapshotConfigV1 = postcard::from_bytes(&env.blob).map_err(|e| e.to_string())?;
-    let v2 = SnapshotConfig {
+    let v2 = SnapshotConfigV2 {
         model: v1.model,
         ram_size: v1.ram_size,
         clock_ips: v1.clock_ips,
@@ -307,6 +321,42 @@ fn config_v1_to_v2(old: &[u8]) -> Result<Vec<u8>, String> {
     Ok(encode(&MachineConfigSection {
         ram_size: env.ram_size,
         blob: encode(&v2),
+    }))
+}
+
+/// The error for a configuration blob naming a CPU model this build does not know (the
+/// decoder's own error does not say which field failed), if that is what is wrong.
+fn unknown_cpu_model(blob: &[u8]) -> Option<SnapshotError> {
+    let (_, rest) = postcard::take_from_bytes::<SnapshotConfigV2>(blob).ok()?;
+    let (name, _) = postcard::take_from_bytes::<String>(rest).ok()?;
+    CpuModel::from_name(&name).is_none().then(|| {
+        SnapshotError::section(
+            CONFIG.name,
+            format!(
+                "CPU model `{name}` is unknown to this build (it has {})",
+                CpuModel::names()
+            ),
+        )
+    })
+}
+
+/// `config` version 2 to 3: every snapshot before CPU models was taken with the one fixed
+/// model that is now called `legacy`.
+fn config_v2_to_v3(old: &[u8]) -> Result<Vec<u8>, String> {
+    let env: MachineConfigSection = postcard::from_bytes(old).map_err(|e| e.to_string())?;
+    let v2: SnapshotConfigV2 = postcard::from_bytes(&env.blob).map_err(|e| e.to_string())?;
+    let v3 = SnapshotConfig {
+        model: v2.model,
+        ram_size: v2.ram_size,
+        clock_ips: v2.clock_ips,
+        rtc_base: v2.rtc_base,
+        rom_sha256: v2.rom_sha256,
+        disks: v2.disks,
+        cpu_model: CpuModel::Legacy,
+    };
+    Ok(encode(&MachineConfigSection {
+        ram_size: env.ram_size,
+        blob: encode(&v3),
     }))
 }
 
@@ -419,6 +469,12 @@ impl SnapshotConfig {
             ram_size: machine.ram_size,
             blob: Vec::new(),
         })?;
+        if self.cpu_model != machine.cpu_model {
+            return err(format!(
+                "the snapshot was taken with CPU model `{}`, this machine's CPU is `{}`",
+                self.cpu_model, machine.cpu_model
+            ));
+        }
         if self.clock_ips != machine.clock_ips {
             return err(format!(
                 "the snapshot's virtual clock runs at {} instructions/s, this machine's at {}",
@@ -489,7 +545,8 @@ impl SnapshotConfig {
 
     fn from_reader(r: &SnapshotReader<'_>) -> Result<SnapshotConfig, SnapshotError> {
         let c: MachineConfigSection = CONFIG.load(r)?;
-        let cfg: SnapshotConfig = decode(CONFIG.name, &c.blob)?;
+        let cfg: SnapshotConfig =
+            decode(CONFIG.name, &c.blob).map_err(|e| unknown_cpu_model(&c.blob).unwrap_or(e))?;
         if cfg.ram_size != c.ram_size {
             return Err(SnapshotError::section(
                 CONFIG.name,
@@ -539,6 +596,7 @@ impl PcMachine {
             rtc_base: self.config.rtc_base,
             rom_sha256: (!rom.is_empty()).then(|| Sha256::digest(rom).into()),
             disks: self.disk_ids.clone(),
+            cpu_model: self.cpu.model(),
         }
     }
 

@@ -116,13 +116,26 @@ pub const CONFIG_SECTION: &str = "config";
 pub const CONFIG_VERSION: u32 = 1;
 pub const CPU_SECTION: &str = "cpu";
 /// Bump when `CpuState`'s encoding changes, and add the upgrade to [`CPU_UPGRADES`].
-/// Version 2 added `sse` (XMM0-7, MXCSR).
-pub const CPU_VERSION: u32 = 2;
+/// Version 2 added `sse` (XMM0-7, MXCSR); version 3 the MTRR, PAT, MCG_STATUS,
+/// BIOS_SIGN_ID and MISC_ENABLE MSRs.
+pub const CPU_VERSION: u32 = 3;
 pub const CREATOR_SECTION: &str = "creator";
 pub const CREATOR_VERSION: u32 = 1;
 
 /// Upgrade chain of the `cpu` section (`CPU_UPGRADES[v - 1]` turns v into v + 1).
-pub const CPU_UPGRADES: &[UpgradeFn] = &[cpu_v1_to_v2];
+pub const CPU_UPGRADES: &[UpgradeFn] = &[cpu_v1_to_v2, cpu_v2_to_v3];
+
+/// `Msrs` as versions 1 and 2 of the `cpu` section encoded it.
+#[derive(Serialize, Deserialize)]
+struct MsrsV1 {
+    efer: u64,
+    apic_base: u64,
+    sysenter_cs: u32,
+    sysenter_esp: u32,
+    sysenter_eip: u32,
+    _pad: u32,
+    tsc_offset: u64,
+}
 
 /// `CpuState` as version 1 of the `cpu` section encoded it (before SSE).
 #[derive(Deserialize)]
@@ -142,7 +155,7 @@ struct CpuStateV1 {
     cr4: u32,
     dr: [u32; 8],
     pdpte: [u64; 4],
-    msr: crate::cpu::state::Msrs,
+    msr: MsrsV1,
     fpu: crate::cpu::fpu::FpuState,
     cpl: u8,
     halted: bool,
@@ -155,7 +168,7 @@ struct CpuStateV1 {
 /// zero, MXCSR 1F80H), which is what a guest that never used SSE would see.
 fn cpu_v1_to_v2(d: &[u8]) -> Result<Vec<u8>, String> {
     let o: CpuStateV1 = decode(CPU_SECTION, d).map_err(|e| e.to_string())?;
-    Ok(encode(&CpuState {
+    Ok(encode(&CpuStateV2 {
         gpr: o.gpr,
         eip: o.eip,
         flags_raw: o.flags_raw,
@@ -174,6 +187,79 @@ fn cpu_v1_to_v2(d: &[u8]) -> Result<Vec<u8>, String> {
         msr: o.msr,
         fpu: o.fpu,
         sse: crate::cpu::state::SseState::default(),
+        cpl: o.cpl,
+        halted: o.halted,
+        shadow: o.shadow,
+        db_shadow: o.db_shadow,
+        icount: o.icount,
+    }))
+}
+
+/// `CpuState` as version 2 of the `cpu` section encoded it (before the added MSRs).
+#[derive(Serialize, Deserialize)]
+struct CpuStateV2 {
+    gpr: [u32; 8],
+    eip: u32,
+    flags_raw: u32,
+    lazy: crate::cpu::flags::LazyFlags,
+    seg: [crate::cpu::SegmentCache; 6],
+    ldtr: crate::cpu::SegmentCache,
+    tr: crate::cpu::SegmentCache,
+    gdtr: crate::cpu::state::TableReg,
+    idtr: crate::cpu::state::TableReg,
+    cr0: u32,
+    cr2: u32,
+    cr3: u32,
+    cr4: u32,
+    dr: [u32; 8],
+    pdpte: [u64; 4],
+    msr: MsrsV1,
+    fpu: crate::cpu::fpu::FpuState,
+    sse: crate::cpu::state::SseState,
+    cpl: u8,
+    halted: bool,
+    shadow: bool,
+    db_shadow: bool,
+    icount: u64,
+}
+
+/// `cpu` v2 -> v3: the processor (the `legacy` CPU model, see the PC's `config` v2 -> v3)
+/// had none of the added MSRs; they get their power-on values (MTRRs zero and disabled,
+/// PAT 0007040600070406H, MCG_STATUS and BIOS_SIGN_ID zero, MISC_ENABLE's reset value),
+/// which the legacy model never lets the guest see.
+fn cpu_v2_to_v3(d: &[u8]) -> Result<Vec<u8>, String> {
+    use crate::cpu::state::{Msrs, MISC_ENABLE_RESET, PAT_RESET};
+    let o: CpuStateV2 = decode(CPU_SECTION, d).map_err(|e| e.to_string())?;
+    Ok(encode(&CpuState {
+        gpr: o.gpr,
+        eip: o.eip,
+        flags_raw: o.flags_raw,
+        lazy: o.lazy,
+        seg: o.seg,
+        ldtr: o.ldtr,
+        tr: o.tr,
+        gdtr: o.gdtr,
+        idtr: o.idtr,
+        cr0: o.cr0,
+        cr2: o.cr2,
+        cr3: o.cr3,
+        cr4: o.cr4,
+        dr: o.dr,
+        pdpte: o.pdpte,
+        msr: Msrs {
+            efer: o.msr.efer,
+            apic_base: o.msr.apic_base,
+            sysenter_cs: o.msr.sysenter_cs,
+            sysenter_esp: o.msr.sysenter_esp,
+            sysenter_eip: o.msr.sysenter_eip,
+            _pad: o.msr._pad,
+            tsc_offset: o.msr.tsc_offset,
+            pat: PAT_RESET,
+            misc_enable: MISC_ENABLE_RESET,
+            ..Msrs::default()
+        },
+        fpu: o.fpu,
+        sse: o.sse,
         cpl: o.cpl,
         halted: o.halted,
         shadow: o.shadow,
@@ -525,6 +611,13 @@ mod tests {
                 sysenter_eip: 0xC000,
                 _pad: 0,
                 tsc_offset: 5,
+                mtrr_def_type: 0xC06,
+                mtrr_fixed: std::array::from_fn(|k| 0x0606_0606_0606_0600 | k as u64),
+                mtrr_var: std::array::from_fn(|k| 0xE000_0000 + k as u64),
+                pat: 0x0007_0106_0007_0106,
+                mcg_status: 4,
+                bios_sign_id: 1 << 32,
+                misc_enable: 0x1801,
             },
             fpu: FpuState {
                 sig: [0x8000_0000_0000_0000, 0, 0, 0, 0, 0, 0, 1],
@@ -551,24 +644,46 @@ mod tests {
             icount: 123_456_789,
         };
         // The section stores the normalized state: the SUB record becomes flags.
-        assert_eq!(to_hex(&hash::cpu_bytes(&s)), CPU_V2);
+        assert_eq!(to_hex(&hash::cpu_bytes(&s)), CPU_V3);
 
-        // A version-1 payload (the same state before SSE existed) upgrades to this
-        // state with the SSE reset state.
-        let v1: Vec<u8> = (0..CPU_V1.len() / 2)
-            .map(|k| u8::from_str_radix(&CPU_V1[2 * k..2 * k + 2], 16).unwrap())
-            .collect();
-        let up: CpuState = decode(
-            CPU_SECTION,
-            &upgrade(CPU_SECTION, 1, &v1, CPU_UPGRADES).unwrap(),
-        )
-        .unwrap();
+        let unhex = |h: &str| -> Vec<u8> {
+            (0..h.len() / 2)
+                .map(|k| u8::from_str_radix(&h[2 * k..2 * k + 2], 16).unwrap())
+                .collect()
+        };
         let mut want = s.clone();
         want.normalize();
         want.lazy = LazyFlags::default();
+        // Versions 1 and 2 (the same state before the added MSRs) upgrade to this state
+        // with those MSRs at their power-on values...
+        want.msr = Msrs {
+            efer: s.msr.efer,
+            apic_base: s.msr.apic_base,
+            sysenter_cs: s.msr.sysenter_cs,
+            sysenter_esp: s.msr.sysenter_esp,
+            sysenter_eip: s.msr.sysenter_eip,
+            _pad: 0,
+            tsc_offset: s.msr.tsc_offset,
+            pat: crate::cpu::state::PAT_RESET,
+            misc_enable: crate::cpu::state::MISC_ENABLE_RESET,
+            ..Msrs::default()
+        };
+        let up: CpuState = decode(
+            CPU_SECTION,
+            &upgrade(CPU_SECTION, 2, &unhex(CPU_V2), CPU_UPGRADES).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(up, want);
+        // ... and version 1 (before SSE existed) also with the SSE reset state.
         want.sse = SseState::default();
+        let up: CpuState = decode(
+            CPU_SECTION,
+            &upgrade(CPU_SECTION, 1, &unhex(CPU_V1), CPU_UPGRADES).unwrap(),
+        )
+        .unwrap();
         assert_eq!(up, want);
     }
+    const CPU_V3: &str = "010203048080020607ffffffff0f80f801970500000000000010930100ffff03010000001193018020ffff03010000001293018040ffff03010000001393018060ffff0301000000149301808001ffff030100000015930180a001ffff030100000016930180c001ffff030100000017930180e001ffff0301000000800a2700ff0711b42480804010000000000000f09ffcff0f80080100008080808080208010809280f70f0880a00280800300058618808c98b0e0c0818306818c98b0e0c0818306828c98b0e0c0818306838c98b0e0c0818306848c98b0e0c0818306858c98b0e0c0818306868c98b0e0c0818306878c98b0e0c0818306888c98b0e0c0818306898c98b0e0c08183068a8c98b0e0c0818306808080800e818080800e828080800e838080800e848080800e858080800e868080800e878080800e888080800e898080800e8a8080800e8b8080800e8c8080800e8d8080800e8e8080800e8f8080800e86829c80e0a0c003048080808010813080808080808080808001000000000000011020ff7f000000000000808002ff068070d9030810810000000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7fc0bf0200010000959aef3a";
     const CPU_V2: &str = "010203048080020607ffffffff0f80f801970500000000000010930100ffff03010000001193018020ffff03010000001293018040ffff03010000001393018060ffff0301000000149301808001ffff030100000015930180a001ffff030100000016930180c001ffff030100000017930180e001ffff0301000000800a2700ff0711b42480804010000000000000f09ffcff0f80080100008080808080208010809280f70f0880a002808003000580808080808080808001000000000000011020ff7f000000000000808002ff068070d9030810810000000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7fc0bf0200010000959aef3a";
     const CPU_V1: &str = "010203048080020607ffffffff0f80f801970500000000000010930100ffff03010000001193018020ffff03010000001293018040ffff03010000001393018060ffff0301000000149301808001ffff030100000015930180a001ffff030100000016930180c001ffff030100000017930180e001ffff0301000000800a2700ff0711b42480804010000000000000f09ffcff0f80080100008080808080208010809280f70f0880a002808003000580808080808080808001000000000000011020ff7f000000000000808002ff068070d903081081000000010000959aef3a";
 

@@ -29,6 +29,8 @@ use super::{vector, Cpu, Fault, RunExit};
 use crate::devices::bus::Bus;
 use crate::mmu::PhysMem;
 
+pub use system::PHYS_ADDR_BITS;
+
 pub(crate) type Res<T> = Result<T, Fault>;
 
 /// A memory or register operand location resolved once for read-modify-write.
@@ -307,9 +309,15 @@ impl<'a> Exec<'a> {
         let bytes = &in_page[..avail];
         let mut insns = Vec::new();
         let mut off = 0usize;
+        // Instructions the CPU model does not have decode to #UD here, once per block.
+        let model = self.cpu.model();
         while insns.len() < MAX_BLOCK {
             let window = &bytes[off..bytes.len().min(off + 15)];
             match decode(window, code32) {
+                Ok(i) if !model.allows(&i) => {
+                    insns.push(fault_insn(DecodeError::Invalid));
+                    break;
+                }
                 Ok(i) => {
                     off += i.len as usize;
                     insns.push(i);
@@ -371,6 +379,7 @@ impl<'a> Exec<'a> {
             }
         }
         let insn = match decode(&buf[..n], code32) {
+            Ok(i) if !self.cpu.model().allows(&i) => fault_insn(DecodeError::Invalid),
             Ok(i) => i,
             Err(DecodeError::Truncated(_)) => return Err(stop.unwrap_or(Fault::gp(0))),
             Err(e) => fault_insn(e),

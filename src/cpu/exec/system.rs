@@ -4,29 +4,79 @@
 
 use super::paging::{CR4_PAE, CR4_PGE, CR4_PSE, EFER_NXE};
 use super::{Exec, Res};
+use crate::cpu::cpuid::{edx1, edx_ext, MICROCODE_REVISION};
 use crate::cpu::decode::{Insn, Op};
 use crate::cpu::flags::*;
+use crate::cpu::model::msrs;
 use crate::cpu::state::*;
 use crate::cpu::{vector, Fault};
 
+pub const MSR_P5_MC_ADDR: u32 = 0x0;
+pub const MSR_P5_MC_TYPE: u32 = 0x1;
 pub const MSR_TSC: u32 = 0x10;
+pub const MSR_PLATFORM_ID: u32 = 0x17;
 pub const MSR_APIC_BASE: u32 = 0x1B;
+pub const MSR_BIOS_SIGN_ID: u32 = 0x8B;
+pub const MSR_MTRRCAP: u32 = 0xFE;
 pub const MSR_SYSENTER_CS: u32 = 0x174;
 pub const MSR_SYSENTER_ESP: u32 = 0x175;
 pub const MSR_SYSENTER_EIP: u32 = 0x176;
+pub const MSR_MCG_CAP: u32 = 0x179;
+pub const MSR_MCG_STATUS: u32 = 0x17A;
+pub const MSR_MISC_ENABLE: u32 = 0x1A0;
+pub const MSR_MTRR_FIX64K_00000: u32 = 0x250;
+pub const MSR_MTRR_FIX16K_80000: u32 = 0x258;
+pub const MSR_MTRR_FIX16K_A0000: u32 = 0x259;
+pub const MSR_MTRR_FIX4K_C0000: u32 = 0x268;
+pub const MSR_PAT: u32 = 0x277;
+pub const MSR_MTRR_DEF_TYPE: u32 = 0x2FF;
 pub const MSR_EFER: u32 = 0xC000_0080;
 
-/// CR4 bits this model accepts: TSD, DE, PSE, PAE, MCE, PGE, PCE, OSFXSR (FXSAVE/FXRSTOR
-/// exist) and OSXMMEXCPT. VME and PVI are not implemented (and not advertised): #GP.
-const CR4_VALID: u32 = (1 << 2)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 6)
-    | (1 << 7)
-    | (1 << 8)
-    | (1 << 9)
-    | (1 << 10);
+/// MTRRcap: 8 variable ranges, fixed ranges (bit 8), write-combining (bit 10); no SMRR.
+pub const MTRRCAP: u64 = 8 | 1 << 8 | 1 << 10;
+/// Physical-address bits above this are reserved in MTRRs and APIC_BASE (36-bit
+/// physical addresses, as on the P6 and Pentium 4 parts with PAE).
+pub const PHYS_ADDR_BITS: u32 = 36;
+const PHYS_MASK: u64 = (1 << PHYS_ADDR_BITS) - 1;
+/// IA32_MISC_ENABLE bits software may change (fast strings); bits 11 and 12 are
+/// read-only (writes ignored), the rest reserved.
+const MISC_ENABLE_RW: u64 = 1;
+const MISC_ENABLE_RO: u64 = 1 << 11 | 1 << 12;
+
+/// The index into `Msrs::mtrr_fixed` of fixed-range MTRR `msr`.
+fn mtrr_fixed_index(msr: u32) -> Option<usize> {
+    match msr {
+        MSR_MTRR_FIX64K_00000 => Some(0),
+        MSR_MTRR_FIX16K_80000 => Some(1),
+        MSR_MTRR_FIX16K_A0000 => Some(2),
+        0x268..=0x26F => Some(3 + (msr - MSR_MTRR_FIX4K_C0000) as usize),
+        _ => None,
+    }
+}
+
+/// Memory types an MTRR may hold: UC, WC, WT, WP, WB.
+fn mtrr_type_ok(t: u64) -> bool {
+    matches!(t, 0 | 1 | 4 | 5 | 6)
+}
+
+/// Whether `v` is a valid IA32_PAT value: each byte one of UC, WC, WT, WP, WB, UC-.
+pub fn pat_ok(v: u64) -> bool {
+    v.to_le_bytes()
+        .iter()
+        .all(|&b| matches!(b, 0 | 1 | 4 | 5 | 6 | 7))
+}
+
+/// Whether `v` may be written to MTRR `msr` (MTRRdefType, PhysBase/PhysMask 200H-20FH,
+/// or a fixed-range MTRR): reserved bits and invalid memory types are #GP.
+pub fn mtrr_ok(msr: u32, v: u64) -> bool {
+    let addr = PHYS_MASK & !0xFFF;
+    match msr {
+        MSR_MTRR_DEF_TYPE => v & !0xCFF == 0 && mtrr_type_ok(v & 0xFF),
+        0x200..=0x20F if msr & 1 == 0 => v & !(addr | 0xFF) == 0 && mtrr_type_ok(v & 0xFF),
+        0x200..=0x20F => v & !(addr | 0x800) == 0,
+        _ => v.to_le_bytes().iter().all(|&b| mtrr_type_ok(b as u64)),
+    }
+}
 
 impl Exec<'_> {
     pub(super) fn require_cpl0(&self) -> Res<()> {
@@ -86,12 +136,18 @@ impl Exec<'_> {
     }
 
     pub(super) fn cpuid(&mut self) {
+        let model = self.cpu.model();
         let g = &mut self.cpu.state.gpr;
-        let r = crate::cpu::cpuid::cpuid(g[0], g[1]);
+        let leaf = g[0];
+        let r = model.cpuid(leaf, g[1]);
         g[0] = r[0];
         g[3] = r[1];
         g[1] = r[2];
         g[2] = r[3];
+        // P6 and later: CPUID leaf 1 loads the microcode revision into BIOS_SIGN_ID.
+        if leaf == 1 && model.has_msrs(msrs::P6_ID) {
+            self.cpu.state.msr.bios_sign_id = (MICROCODE_REVISION as u64) << 32;
+        }
     }
 
     pub(super) fn tsc(&self) -> u64 {
@@ -125,43 +181,111 @@ impl Exec<'_> {
         Ok(())
     }
 
+    /// Whether MSR `msr` exists on this CPU's model.
+    fn msr_exists(&self, msr: u32) -> bool {
+        let m = self.cpu.model();
+        match msr {
+            MSR_P5_MC_ADDR | MSR_P5_MC_TYPE => m.has_msrs(msrs::P5_MC),
+            MSR_TSC => m.has(edx1::TSC),
+            MSR_PLATFORM_ID | MSR_BIOS_SIGN_ID => m.has_msrs(msrs::P6_ID),
+            MSR_APIC_BASE => m.has_msrs(msrs::APIC_BASE),
+            MSR_MISC_ENABLE => m.has_msrs(msrs::MISC_ENABLE),
+            MSR_SYSENTER_CS | MSR_SYSENTER_ESP | MSR_SYSENTER_EIP => m.has(edx1::SEP),
+            MSR_MCG_CAP | MSR_MCG_STATUS => m.has(edx1::MCA),
+            MSR_MTRRCAP | MSR_MTRR_DEF_TYPE | 0x200..=0x20F => m.has(edx1::MTRR),
+            _ if mtrr_fixed_index(msr).is_some() => m.has(edx1::MTRR),
+            MSR_PAT => m.has(edx1::PAT),
+            MSR_EFER => m.info().edx_ext & edx_ext::NX != 0,
+            _ => false,
+        }
+    }
+
+    /// RDMSR: an MSR the model does not have is #GP(0).
     pub(super) fn rdmsr(&mut self) -> Res<()> {
         self.require_cpl0()?;
         let s = &self.cpu.state;
-        let v: u64 = match s.gpr[1] {
+        let msr = s.gpr[1];
+        if !self.msr_exists(msr) {
+            return Err(Fault::gp(0));
+        }
+        let v: u64 = match msr {
+            // No machine check is ever signalled: nothing latched, 0 banks.
+            MSR_P5_MC_ADDR | MSR_P5_MC_TYPE | MSR_MCG_CAP => 0,
+            // Platform ID 0 (bits 52:50).
+            MSR_PLATFORM_ID => 0,
             MSR_TSC => self.tsc(),
             MSR_APIC_BASE => s.msr.apic_base,
+            MSR_BIOS_SIGN_ID => s.msr.bios_sign_id,
+            MSR_MTRRCAP => MTRRCAP,
             MSR_SYSENTER_CS => s.msr.sysenter_cs as u64,
             MSR_SYSENTER_ESP => s.msr.sysenter_esp as u64,
             MSR_SYSENTER_EIP => s.msr.sysenter_eip as u64,
+            MSR_MCG_STATUS => s.msr.mcg_status,
+            MSR_MISC_ENABLE => s.msr.misc_enable,
+            0x200..=0x20F => s.msr.mtrr_var[(msr - 0x200) as usize],
+            MSR_PAT => s.msr.pat,
+            MSR_MTRR_DEF_TYPE => s.msr.mtrr_def_type,
             MSR_EFER => s.msr.efer,
-            _ => return Err(Fault::gp(0)),
+            _ => match mtrr_fixed_index(msr) {
+                Some(k) => s.msr.mtrr_fixed[k],
+                None => return Err(Fault::gp(0)),
+            },
         };
         self.cpu.state.gpr[0] = v as u32;
         self.cpu.state.gpr[2] = (v >> 32) as u32;
         Ok(())
     }
 
+    /// WRMSR: an MSR the model does not have, a read-only MSR, a reserved bit or an
+    /// invalid memory type is #GP(0). MTRR and PAT values are held, not acted on: there
+    /// are no caches whose behaviour they could change.
     pub(super) fn wrmsr(&mut self) -> Res<()> {
         self.require_cpl0()?;
+        let msr = self.cpu.state.gpr[1];
+        if !self.msr_exists(msr) {
+            return Err(Fault::gp(0));
+        }
         let s = &mut self.cpu.state;
         let v = (s.gpr[2] as u64) << 32 | s.gpr[0] as u64;
-        match s.gpr[1] {
+        let gp = Err(Fault::gp(0));
+        match msr {
+            MSR_P5_MC_ADDR | MSR_P5_MC_TYPE | MSR_PLATFORM_ID | MSR_MTRRCAP | MSR_MCG_CAP => {
+                return gp
+            }
             MSR_TSC => s.msr.tsc_offset = v.wrapping_sub(s.icount),
             MSR_APIC_BASE => {
-                // Bits 0-7, 9, 10 and 36-63 are reserved (P6: 36-bit physical addresses).
-                if v & !0xF_FFFF_F900 != 0 {
-                    return Err(Fault::gp(0));
+                // Bits 0-7, 9, 10 and 36-63 are reserved (36-bit physical addresses).
+                if v & !(PHYS_MASK & 0xF_FFFF_F900) != 0 {
+                    return gp;
                 }
                 s.msr.apic_base = v;
             }
+            MSR_BIOS_SIGN_ID => s.msr.bios_sign_id = v,
             MSR_SYSENTER_CS => s.msr.sysenter_cs = v as u32 & 0xFFFF,
             MSR_SYSENTER_ESP => s.msr.sysenter_esp = v as u32,
             MSR_SYSENTER_EIP => s.msr.sysenter_eip = v as u32,
+            MSR_MCG_STATUS => {
+                if v & !7 != 0 {
+                    return gp;
+                }
+                s.msr.mcg_status = v;
+            }
+            MSR_MISC_ENABLE => {
+                if v & !(MISC_ENABLE_RW | MISC_ENABLE_RO) != 0 {
+                    return gp;
+                }
+                s.msr.misc_enable = (s.msr.misc_enable & MISC_ENABLE_RO) | (v & MISC_ENABLE_RW);
+            }
+            MSR_PAT => {
+                if !pat_ok(v) {
+                    return gp;
+                }
+                s.msr.pat = v;
+            }
             MSR_EFER => {
-                // Only NXE exists in this model (no long mode, no SYSCALL).
+                // Only NXE exists in these models (no long mode, no SYSCALL).
                 if v & !EFER_NXE != 0 {
-                    return Err(Fault::gp(0));
+                    return gp;
                 }
                 let changed = (s.msr.efer ^ v) & EFER_NXE != 0;
                 s.msr.efer = v;
@@ -169,7 +293,19 @@ impl Exec<'_> {
                     self.cpu.tlb.flush_all();
                 }
             }
-            _ => return Err(Fault::gp(0)),
+            _ => {
+                if !mtrr_ok(msr, v) {
+                    return gp;
+                }
+                match msr {
+                    MSR_MTRR_DEF_TYPE => s.msr.mtrr_def_type = v,
+                    0x200..=0x20F => s.msr.mtrr_var[(msr - 0x200) as usize] = v,
+                    _ => match mtrr_fixed_index(msr) {
+                        Some(k) => s.msr.mtrr_fixed[k] = v,
+                        None => return gp,
+                    },
+                }
+            }
         }
         Ok(())
     }
@@ -226,7 +362,7 @@ impl Exec<'_> {
     }
 
     fn write_cr4(&mut self, v: u32) -> Res<()> {
-        if v & !CR4_VALID != 0 {
+        if v & !self.cpu.model().cr4_valid() != 0 {
             return Err(Fault::gp(0));
         }
         let old = self.cpu.state.cr4;
