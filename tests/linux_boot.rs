@@ -93,7 +93,10 @@ fn direct_linux_boot_runs_commands_reads_the_disk_and_powers_off() {
             "--append",
             cmdline.trim(),
         ],
-        "uname -a\ncat /proc/cpuinfo\ndd if=/dev/sda bs=1M count=4 2>/dev/null | md5sum\npoweroff -f\n",
+        &format!(
+            "uname -a\ncat /proc/cpuinfo\ncat /proc/mtrr\n{DMESG_MTRR_PAT}\n\
+             dd if=/dev/sda bs=1M count=4 2>/dev/null | md5sum\npoweroff -f\n"
+        ),
     );
     assert_ok(
         code,
@@ -102,10 +105,102 @@ fn direct_linux_boot_runs_commands_reads_the_disk_and_powers_off() {
             "X86EMU-GUEST-READY",
             "Linux x86emu-guest 6.1",
             "i686 GNU/Linux",
-            "model name\t: x86emu IA-32 virtual processor",
+            // The default CPU model.
+            "model name\t: x86emu virtual Intel Pentium M (Dothan)",
+            "cpu family\t: 6\nmodel\t\t: 13\n",
+            "cache size\t: 2048 KB",
+            // The MTRRs as the firmware-equivalent setup left them, read by Linux.
+            "reg00: base=0x0e0000000 ( 3584MB), size=  512MB, count=1: uncachable",
             &want,
         ],
     );
+    let flags = cpuinfo_flags(&text);
+    for f in [
+        "mtrr", "mca", "cmov", "clflush", "mmx", "fxsr", "sse", "sse2", "nx",
+    ] {
+        assert!(
+            flags.contains(&f),
+            "/proc/cpuinfo flags lack {f}: {flags:?}"
+        );
+    }
+    // Linux clears PAT itself on family 6 models below 15 (the Pentium III/Pentium M/
+    // Core Duo PAT erratum), so it says so and does not use it; nothing else about MTRRs
+    // or PAT, and no MSR the CPU lacks was touched.
+    check_mtrr_pat_dmesg(&text, &["x86/PAT: PAT not supported by the CPU."]);
+}
+
+/// The family-15 model: Linux uses PAT there (on family 6 below model 15 it does not).
+#[test]
+fn direct_linux_boot_on_a_pentium4_uses_pat() {
+    let g = guest_dir();
+    let cmdline = std::fs::read_to_string(g.join("cmdline.txt")).unwrap();
+    let (code, text) = boot(
+        &[
+            "--cpu",
+            "pentium4",
+            "--kernel",
+            g.join("bzImage").to_str().unwrap(),
+            "--initrd",
+            g.join("initrd.img").to_str().unwrap(),
+            "--append",
+            cmdline.trim(),
+        ],
+        &format!("cat /proc/cpuinfo\n{DMESG_MTRR_PAT}\npoweroff -f\n"),
+    );
+    assert_ok(
+        code,
+        &text,
+        &[
+            "X86EMU-GUEST-READY",
+            "model name\t: x86emu virtual Intel Pentium 4 (Northwood)",
+            "cpu family\t: 15\nmodel\t\t: 2\n",
+            "cache size\t: 512 KB",
+            // Linux's own PAT layout, written to IA32_PAT.
+            "x86/PAT: Configuration [0-7]: WB  WC  UC- UC  WB  WP  UC- WT",
+        ],
+    );
+    let flags = cpuinfo_flags(&text);
+    for f in ["mtrr", "pat", "clflush", "sse", "sse2"] {
+        assert!(
+            flags.contains(&f),
+            "/proc/cpuinfo flags lack {f}: {flags:?}"
+        );
+    }
+    assert!(!flags.contains(&"nx"), "the Northwood has no NX: {flags:?}");
+    check_mtrr_pat_dmesg(&text, &[]);
+}
+
+/// A shell command printing the kernel log lines about MTRRs, PAT and unchecked MSR
+/// accesses between two marker lines (the quotes keep the markers out of the echo of
+/// the typed command).
+const DMESG_MTRR_PAT: &str =
+    "echo DMESG-BEG''IN; dmesg | grep -i -E 'mtrr|x86/pat|unchecked msr'; echo DMESG-E''ND";
+
+/// The `flags` of /proc/cpuinfo in `text`.
+fn cpuinfo_flags(text: &str) -> Vec<&str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("flags\t\t: "))
+        .unwrap_or_else(|| panic!("no flags line in /proc/cpuinfo:\n{text}"))
+        .split_whitespace()
+        .collect()
+}
+
+/// The kernel log lines printed by [`DMESG_MTRR_PAT`] are the PAT configuration line and
+/// `allowed` lines only.
+fn check_mtrr_pat_dmesg(text: &str, allowed: &[&str]) {
+    let start = text
+        .find("\nDMESG-BEGIN")
+        .unwrap_or_else(|| panic!("no dmesg output:\n{text}"));
+    let block = &text[start + 12..];
+    let block = &block[..block.find("\nDMESG-END").expect("end of the dmesg output")];
+    for line in block.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        // "[    0.000000] x86/PAT: ..." without the timestamp.
+        let msg = line.split_once("] ").map_or(line, |(_, m)| m).trim_end();
+        assert!(
+            msg.starts_with("x86/PAT: Configuration [0-7]: ") || allowed.contains(&msg),
+            "the kernel complains about MTRRs, PAT or MSRs: {line:?}\n{text}"
+        );
+    }
 }
 
 #[test]
