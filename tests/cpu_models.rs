@@ -25,6 +25,8 @@ fn flat(model: CpuModel, code: &[u8]) -> (Cpu, PhysMem) {
     cpu.state.eip = CODE;
     cpu.state.gpr[ESP] = 0x8000;
     cpu.state.gpr[EAX] = DATA;
+    // The OS supports FXSAVE/FXRSTOR and SSE exceptions where the model has them.
+    cpu.state.cr4 = model.cr4_valid() & (1 << 9 | 1 << 10);
     cpu.stop_on_exception = true;
     (cpu, mem)
 }
@@ -252,6 +254,8 @@ fn models(names: &str) -> Vec<CpuModel> {
 const P6_ON: &str = "pentium2 pentium3 pentium-m pentium4 legacy";
 const MMX_ON: &str = "pentium-mmx pentium2 pentium3 pentium-m pentium4 legacy";
 const ALL: &str = "pentium pentium-mmx pentium2 pentium3 pentium-m pentium4 legacy";
+const SSE_ON: &str = "pentium3 pentium-m pentium4";
+const SSE2_ON: &str = "pentium-m pentium4";
 
 /// Each gated instruction (followed by HLT) raises #UD exactly on the models that lack its
 /// group; elsewhere it runs or raises something else.
@@ -292,6 +296,25 @@ fn instructions_a_model_lacks_raise_ud() {
         ("RDPMC", vec![0x31, 0xC9, 0x0F, 0x33], MMX_ON),
         ("NOP r/m32", vec![0x0F, 0x1F, 0x00], P6_ON),
         ("NOP 0F 18", vec![0x0F, 0x19, 0xC0], P6_ON),
+        // SSE: XMM forms, the SSE additions on MMX registers, MXCSR, SFENCE.
+        ("ADDPS", vec![0x0F, 0x58, 0xC1], SSE_ON),
+        ("ADDSS", vec![0xF3, 0x0F, 0x58, 0xC1], SSE_ON),
+        ("MOVAPS", vec![0x0F, 0x28, 0xC1], SSE_ON),
+        ("PAVGB mm", vec![0x0F, 0xE0, 0xC1], SSE_ON),
+        ("PSHUFW mm", vec![0x0F, 0x70, 0xC1, 0x1B], SSE_ON),
+        ("STMXCSR", vec![0x0F, 0xAE, 0x18], SSE_ON),
+        ("LDMXCSR", vec![0x0F, 0xAE, 0x18, 0x0F, 0xAE, 0x10], SSE_ON),
+        ("SFENCE", vec![0x0F, 0xAE, 0xF8], SSE_ON),
+        // SSE2: every 66/F2/F3-SSE2 form, the SSE2 additions on MMX registers, fences.
+        ("ADDSD", vec![0xF2, 0x0F, 0x58, 0xC1], SSE2_ON),
+        ("PADDB xmm", vec![0x66, 0x0F, 0xFC, 0xC1], SSE2_ON),
+        ("MOVQ xmm", vec![0xF3, 0x0F, 0x7E, 0xC1], SSE2_ON),
+        ("CVTDQ2PS", vec![0x0F, 0x5B, 0xC1], SSE2_ON),
+        ("PADDQ mm", vec![0x0F, 0xD4, 0xC1], SSE2_ON),
+        ("MOVNTI", vec![0x0F, 0xC3, 0x08], SSE2_ON),
+        ("LFENCE", vec![0x0F, 0xAE, 0xE8], SSE2_ON),
+        ("MFENCE", vec![0x0F, 0xAE, 0xF0], SSE2_ON),
+        ("CLFLUSH", vec![0x0F, 0xAE, 0x38], SSE2_ON),
         ("CMPXCHG8B", vec![0x0F, 0xC7, 0x08], ALL),
         ("RDTSC", vec![0x0F, 0x31], ALL),
         ("RDMSR TSC", vec![0xB9, 0x10, 0, 0, 0, 0x0F, 0x32], ALL),
@@ -370,6 +393,7 @@ fn cr4_bits_follow_the_model() {
         for bit in 0..32usize {
             // mov cr4, ebx; hlt
             let (mut cpu, mut mem) = flat(*m, &[0x0F, 0x22, 0xE3, 0xF4]);
+            cpu.state.cr4 = 0;
             cpu.state.gpr[EBX] = 1 << bit;
             let name = CR4_BITS.get(bit).copied().unwrap_or("reserved");
             let ok = names.contains(&name);
