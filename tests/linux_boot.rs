@@ -107,7 +107,8 @@ fn direct_linux_boot_runs_commands_reads_the_disk_and_powers_off() {
             "i686 GNU/Linux",
             // The default CPU model.
             "model name\t: x86emu virtual Intel Pentium M (Dothan)",
-            "cpu family\t: 6\nmodel\t\t: 13\n",
+            "cpu family\t: 6\r",
+            "model\t\t: 13\r",
             "cache size\t: 2048 KB",
             // The MTRRs as the firmware-equivalent setup left them, read by Linux.
             "reg00: base=0x0e0000000 ( 3584MB), size=  512MB, count=1: uncachable",
@@ -153,10 +154,11 @@ fn direct_linux_boot_on_a_pentium4_uses_pat() {
         &[
             "X86EMU-GUEST-READY",
             "model name\t: x86emu virtual Intel Pentium 4 (Northwood)",
-            "cpu family\t: 15\nmodel\t\t: 2\n",
+            "cpu family\t: 15\r",
+            "model\t\t: 2\r",
             "cache size\t: 512 KB",
             // Linux's own PAT layout, written to IA32_PAT.
-            "x86/PAT: Configuration [0-7]: WB  WC  UC- UC  WB  WP  UC- WT",
+            "x86/PAT: Configuration [0-7]: WB  WC  UC- UC  WB  WC  UC- UC",
         ],
     );
     let flags = cpuinfo_flags(&text);
