@@ -788,7 +788,7 @@ fn cli_cpu_option() {
     let (code, text) = x86emu(&["resume", "x.snap", "--cpu", "486"]);
     assert_eq!(code, Some(2), "{text}");
 
-    // A snapshot of a Pentium III machine: snapshot-info names the model, resume takes it
+    // A snapshot of a Pentium III machine: `snapshot info` names the model, resume takes it
     // from the snapshot, and resume with another --cpu is an error.
     let dir = std::env::temp_dir().join(format!("x86emu-cpu-models-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -797,7 +797,7 @@ fn cli_cpu_option() {
     m.run(1000);
     std::fs::write(&file, m.save_snapshot()).unwrap();
     let f = file.to_str().unwrap();
-    let (code, text) = x86emu(&["snapshot-info", f]);
+    let (code, text) = x86emu(&["snapshot", "info", f]);
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("CPU:             pentium3 (Intel Pentium III (Coppermine), family 6 model 8 stepping 6)"),
