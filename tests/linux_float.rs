@@ -52,7 +52,10 @@ fn build_program(out: &Path) -> PathBuf {
             .arg(&obj)
             .status()
             .expect("run gcc (install gcc-multilib)");
-        assert!(st.success(), "gcc -m32 failed on fp_{part}.c (install gcc-multilib)");
+        assert!(
+            st.success(),
+            "gcc -m32 failed on fp_{part}.c (install gcc-multilib)"
+        );
         objs.push(obj);
     }
     let st = Command::new("gcc")
@@ -62,7 +65,10 @@ fn build_program(out: &Path) -> PathBuf {
         .arg("-lm")
         .status()
         .expect("run gcc");
-    assert!(st.success(), "linking the static i386 program failed (install gcc-multilib)");
+    assert!(
+        st.success(),
+        "linking the static i386 program failed (install gcc-multilib)"
+    );
     exe
 }
 
@@ -91,7 +97,9 @@ fn float_program_output_matches_native() {
     std::fs::create_dir_all(&tmp).unwrap();
     let exe = build_program(&tmp);
 
-    let native = Command::new(&exe).output().expect("run the i386 program natively");
+    let native = Command::new(&exe)
+        .output()
+        .expect("run the i386 program natively");
     assert!(native.status.success(), "the program failed natively");
     let want = result_lines(&String::from_utf8_lossy(&native.stdout));
     assert!(want.len() > 50, "native output too short: {want:?}");
@@ -120,9 +128,8 @@ fn float_program_output_matches_native() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run x86emu");
-    let commands = format!(
-        "head -c {size} /dev/sdb > /tmp/fp && chmod +x /tmp/fp && /tmp/fp\npoweroff -f\n"
-    );
+    let commands =
+        format!("head -c {size} /dev/sdb > /tmp/fp && chmod +x /tmp/fp && /tmp/fp\npoweroff -f\n");
     child
         .stdin
         .take()
