@@ -69,6 +69,12 @@ fn linux_args() -> Vec<String> {
         "--display".into(),
         "none".into(),
         "--print-state-hash".into(),
+        // Paced: 25 M instructions per second of host time, so LINUX_N takes 12 s on
+        // any host fast enough, and the signals and kills below land mid-run however
+        // fast the host is. Pacing only sleeps; the guest's state does not depend on it.
+        "--mhz".into(),
+        "25".into(),
+        "--realtime".into(),
     ]
 }
 
@@ -112,6 +118,11 @@ fn batch_args(steps: u32) -> Vec<String> {
         "--display".into(),
         "none".into(),
         "--print-state-hash".into(),
+        // Paced at 10 M instructions per second: each step takes about 0.1 s of host time
+        // on any host fast enough (see linux_args).
+        "--mhz".into(),
+        "10".into(),
+        "--realtime".into(),
     ]
 }
 
