@@ -846,3 +846,232 @@ impl SnapshotSummary {
 pub fn describe_disk_identity(d: &Option<DiskIdentity>) -> String {
     describe_disk(d)
 }
+
+/// The encodings of every section, pinned (like the `cpu` section's in
+/// `snapshot::tests`, but generically over [`DEVICES`] and the other sections): the serde
+/// data model of each section's state type, traced with `serde-reflection`, must equal
+/// `tests/fixtures/snapshot-formats.txt`. Any change to a state struct that changes its
+/// encoding (a field added, removed, renamed, reordered or re-typed, an enum variant
+/// added or moved) fails here.
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+    use crate::cpu::CpuState;
+    use serde_reflection::VariantFormat;
+    use serde_reflection::{ContainerFormat, Format, Named, Samples, Tracer, TracerConfig};
+    use std::fmt::Write;
+
+    /// Enum types inside section states: traced until every variant has its index.
+    /// (A new enum shows up with a provisional index: add its name here.)
+    const ENUMS: &[&str] = &[
+        "AtapiSource",
+        "BarKind",
+        "ContentHash",
+        "DeliveryMode",
+        "DriveKind",
+        "Init",
+        "LazyOp",
+        "RxItem",
+        "Seg",
+        "Xfer",
+    ];
+
+    fn fmt(f: &Format) -> String {
+        match f {
+            Format::Variable(v) => match v.borrow().as_ref() {
+                Some(f) => fmt(f),
+                None => "?".into(),
+            },
+            Format::TypeName(n) => n.clone(),
+            Format::Option(f) => format!("Option<{}>", fmt(f)),
+            Format::Seq(f) => format!("Seq<{}>", fmt(f)),
+            Format::Map { key, value } => format!("Map<{}, {}>", fmt(key), fmt(value)),
+            Format::Tuple(v) => format!("({})", v.iter().map(fmt).collect::<Vec<_>>().join(", ")),
+            Format::TupleArray { content, size } => format!("[{}; {size}]", fmt(content)),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn fields(v: &[Named<Format>]) -> String {
+        v.iter()
+            .map(|n| format!("{}: {}", n.name, fmt(&n.value)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn variant(v: &VariantFormat) -> String {
+        match v {
+            VariantFormat::Variable(x) => match x.borrow().as_ref() {
+                Some(v) => variant(v),
+                None => "?".into(),
+            },
+            VariantFormat::Unit => String::new(),
+            VariantFormat::NewType(f) => format!("({})", fmt(f)),
+            VariantFormat::Tuple(v) => {
+                format!("({})", v.iter().map(fmt).collect::<Vec<_>>().join(", "))
+            }
+            VariantFormat::Struct(v) => format!(" {{ {} }}", fields(v)),
+        }
+    }
+
+    /// The formats of every PC snapshot section, as text.
+    fn formats() -> String {
+        let mut tracer = Tracer::new(TracerConfig::default());
+        let mut samples = Samples::new();
+        let m = PcMachine::new(
+            crate::machine::PcConfig {
+                ram_size: 2 << 20,
+                ..Default::default()
+            },
+            crate::machine::BootSource::None,
+            IdeDrives::new(),
+        )
+        .unwrap();
+        let b = &m.board;
+        let mut out = String::from(
+            "# The encoding of every PC snapshot section (see docs/snapshot-format.md).\n\
+             # Checked by machine::snapshot::format_tests; never edit by hand.\n\n",
+        );
+        let mut tops: Vec<(&str, u32, Format)> = Vec::new();
+        // Trace each type (repeatedly, until every enum variant has its index), then a
+        // sample value (types with a hand-written Deserialize are only seen this way).
+        let none = Samples::new();
+        macro_rules! trace {
+            ($name:expr, $version:expr, $v:expr, $ty:ty) => {{
+                for _ in 0..16 {
+                    let _ = tracer.trace_type_once::<$ty>(&none);
+                    for e in ENUMS {
+                        tracer.check_incomplete_enum(e);
+                    }
+                }
+                let (f, _) = tracer.trace_value(&mut samples, &$v).unwrap();
+                tops.push(($name, $version, f));
+            }};
+        }
+        // Enums met only inside an Option or a sequence are explored once, by name:
+        // trace them directly so every variant gets its index.
+        tracer.trace_simple_type::<ContentHash>().unwrap();
+        tracer
+            .trace_simple_type::<crate::devices::lapic::DeliveryMode>()
+            .unwrap();
+        tracer.trace_simple_type::<uart::RxItem>().unwrap();
+        let config = MachineConfigSection {
+            ram_size: 0,
+            blob: Vec::new(),
+        };
+        let board = m.board_state();
+        trace!(CONFIG.name, CONFIG.version(), config, MachineConfigSection);
+        trace!(
+            "config.blob",
+            CONFIG.version(),
+            m.snapshot_config(),
+            SnapshotConfig
+        );
+        trace!(
+            snapshot::CPU_SECTION,
+            snapshot::CPU_VERSION,
+            m.cpu.state,
+            CpuState
+        );
+        trace!(DEVICES[0].name, DEVICES[0].version(), b.pic, Pic8259Pair);
+        trace!(DEVICES[1].name, DEVICES[1].version(), b.pit, Pit8254);
+        trace!(DEVICES[2].name, DEVICES[2].version(), b.cmos, Cmos);
+        trace!(DEVICES[3].name, DEVICES[3].version(), b.kbc, I8042);
+        trace!(DEVICES[4].name, DEVICES[4].version(), b.com1, Uart16550);
+        trace!(
+            DEVICES[5].name,
+            DEVICES[5].version(),
+            b.com2_4,
+            [Uart16550; 3]
+        );
+        trace!(DEVICES[6].name, DEVICES[6].version(), b.lapic, LocalApic);
+        trace!(DEVICES[7].name, DEVICES[7].version(), b.ioapic, IoApic);
+        trace!(DEVICES[8].name, DEVICES[8].version(), b.pci, PciBus);
+        trace!(DEVICES[9].name, DEVICES[9].version(), b.pm, AcpiPm);
+        trace!(
+            DEVICES[10].name,
+            DEVICES[10].version(),
+            b.ide,
+            IdeController
+        );
+        trace!(DEVICES[11].name, DEVICES[11].version(), b.fw_cfg, FwCfg);
+        trace!(DEVICES[12].name, DEVICES[12].version(), b.vga, Vga);
+        trace!(
+            DEVICES[13].name,
+            DEVICES[13].version(),
+            b.port92,
+            SystemControlA
+        );
+        trace!(BOARD.name, BOARD.version(), board, BoardState);
+        trace!(
+            DISKS[0].name,
+            DISKS[0].version(),
+            CowOverlay::new(4096),
+            CowOverlay
+        );
+        assert_eq!(
+            tops.len(),
+            DEVICES.len() + 5,
+            "every device section is traced: add the new one above"
+        );
+        let _ = writeln!(out, "## Sections (name, version this build writes, type)");
+        for (name, version, f) in &tops {
+            let _ = writeln!(out, "{name} v{version}: {}", fmt(f));
+        }
+        let _ = writeln!(out, "\n## Types");
+        for (name, c) in tracer.registry_unchecked() {
+            let body = match &c {
+                ContainerFormat::UnitStruct => "unit".to_string(),
+                ContainerFormat::NewTypeStruct(f) => format!("({})", fmt(f)),
+                ContainerFormat::TupleStruct(v) => {
+                    format!("({})", v.iter().map(fmt).collect::<Vec<_>>().join(", "))
+                }
+                ContainerFormat::Struct(v) => format!("{{ {} }}", fields(v)),
+                ContainerFormat::Enum(vs) => vs
+                    .iter()
+                    .map(|(i, n)| format!("{i}={}{}", n.name, variant(&n.value)))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            };
+            let _ = writeln!(out, "{name}: {body}");
+        }
+        out
+    }
+
+    #[test]
+    fn section_encodings_are_pinned() {
+        let actual = formats();
+        let expected = include_str!("../../tests/fixtures/snapshot-formats.txt");
+        if actual != expected {
+            let path = std::env::temp_dir().join("snapshot-formats.actual.txt");
+            let _ = std::fs::write(&path, &actual);
+            let diff: Vec<String> = expected
+                .lines()
+                .filter(|l| !actual.lines().any(|a| a == *l))
+                .map(|l| format!("- {l}"))
+                .chain(
+                    actual
+                        .lines()
+                        .filter(|l| !expected.lines().any(|e| e == *l))
+                        .map(|l| format!("+ {l}")),
+                )
+                .collect();
+            panic!(
+                "The encoding of a snapshot section changed:\n{}\n\n\
+                 Old snapshots (and tests/fixtures/golden-pc.snap) no longer decode as they \
+                 are. Bump that section's version: keep the old struct as `...V<n>`, add an \
+                 upgrade `v<n> -> v<n+1>` to its entry (`board_devices!`, `CONFIG`, `BOARD`, \
+                 `DISKS` in src/machine/snapshot.rs, or `CPU_UPGRADES`), see \
+                 docs/snapshot-format.md, \"Compatibility policy\". Then copy {} to \
+                 tests/fixtures/snapshot-formats.txt.",
+                diff.join("\n"),
+                path.display()
+            );
+        }
+        assert!(
+            !actual.contains("?") && !actual.contains("42949"),
+            "a type was not traced completely (unknown format or provisional enum index): \
+             add the enum to ENUMS, or trace it with `trace_simple_type`\n{actual}"
+        );
+    }
+}
