@@ -55,6 +55,11 @@ pub fn encode_ram(ram: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(PAGE_SIZE as u32).to_le_bytes());
     out.extend_from_slice(&CHUNK_PAGES.to_le_bytes());
     let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd level 3 is valid");
+    // Each frame carries zstd's content checksum (XXH64), so damage inside compressed data
+    // that the container checksum did not see (a crafted file) is an error, not wrong RAM.
+    compressor
+        .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+        .expect("zstd checksum flag");
     let mut stored = Vec::with_capacity(CHUNK_PAGES as usize * PAGE_SIZE);
     for chunk in ram.chunks(CHUNK_PAGES as usize * PAGE_SIZE) {
         let npages = chunk.len() / PAGE_SIZE;
