@@ -43,6 +43,8 @@ fn machine() -> PcMachine {
         .unwrap();
     let config = PcConfig {
         ram_size: 2 << 20,
+        // The fixture predates CPU models: its configuration upgrades to `legacy`.
+        cpu_model: x86emu::cpu::CpuModel::Legacy,
         ..PcConfig::default()
     };
     PcMachine::new(config, BootSource::Bios(fixture("golden-rom.bin")), drives).unwrap()
