@@ -83,6 +83,14 @@ struct RunArgs {
     /// An ISO image in the CD-ROM drive (IDE secondary master).
     #[arg(long)]
     cdrom: Option<std::path::PathBuf>,
+    /// Write the guest's disk changes into the hard disk images when the run ends (guest
+    /// power-off, Ctrl-A x, instruction limit). Without it the images are never modified.
+    /// During the run writes stay in the copy-on-write overlay, so snapshots taken meanwhile
+    /// are consistent; once the images change, those snapshots no longer resume (their
+    /// disk identity, the images' SHA-256, differs). Not with checkpoints or record/replay,
+    /// which need the images as they were.
+    #[arg(long, conflicts_with_all = ["snapshot_dir", "snapshot_at_exit", "record", "replay"])]
+    persist: bool,
     /// BIOS image (default: SeaBIOS from /usr/share/seabios or /usr/share/qemu).
     #[arg(long)]
     bios: Option<std::path::PathBuf>,
@@ -404,7 +412,8 @@ fn load_bios(path: Option<&std::path::Path>) -> Result<Vec<u8>, ExitCode> {
 }
 
 /// The IDE drives: primary master `disk`, primary slave `--hdb`, secondary master
-/// `--cdrom`, each behind a copy-on-write overlay (the image files are never modified).
+/// `--cdrom`, each behind a copy-on-write overlay (the image files are modified only by
+/// `--persist`, which opens the hard disks writable and commits the overlays at the end).
 fn attach_drives(
     disk: Option<&std::path::Path>,
     a: &RunArgs,
@@ -416,7 +425,12 @@ fn attach_drives(
                 eprintln!("x86emu: {}: {e}", path.display());
                 ExitCode::from(1)
             };
-            let base = x86emu::disk::RawFileDisk::open(path).map_err(|e| fail(e.to_string()))?;
+            let base = if a.persist && !cd {
+                x86emu::disk::RawFileDisk::open_writable(path)
+            } else {
+                x86emu::disk::RawFileDisk::open(path)
+            }
+            .map_err(|e| fail(e.to_string()))?;
             let disk = Box::new(x86emu::disk::CowDisk::new(Box::new(base)));
             if cd {
                 drives.attach_cdrom(ch, unit, Some(disk))
@@ -632,6 +646,16 @@ fn run_console(
             return ExitCode::from(1);
         }
     };
+    if a.persist && matches!(exit, ConsoleExit::Quit | ConsoleExit::Machine(_)) {
+        match m.commit_disks() {
+            Ok(0) => {}
+            Ok(n) => eprintln!("\r\nx86emu: wrote the guest's changes into {n} disk image(s)"),
+            Err(e) => {
+                eprintln!("\r\nx86emu: writing the guest's disk changes failed: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     if let (Some(p), false) = (
         &a.snapshot_at_exit,
         matches!(exit, ConsoleExit::InputLog(_)),
