@@ -18,6 +18,9 @@
 //! off (NASM). Every run is bounded by an instruction limit or by the guest itself; wall
 //! time only decides when signals are sent.
 
+mod common;
+
+use common::guest::linux_guest_dir as guest_dir;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,27 +33,6 @@ const EXE: &str = env!("CARGO_BIN_EXE_x86emu");
 
 /// Instructions of the Linux runs (inside the kernel's decompressor and early boot).
 const LINUX_N: u64 = 300_000_000;
-
-fn guest_dir() -> PathBuf {
-    let d = std::env::var_os("X86EMU_LINUX_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/linux-guest"));
-    for f in [
-        "bzImage",
-        "initrd.img",
-        "cmdline.txt",
-        "disk.img",
-        "grub.img",
-    ] {
-        assert!(
-            d.join(f).exists(),
-            "{} is missing: build the Linux test guest with `test-roms/linux/build.sh` \
-             (or set X86EMU_LINUX_GUEST_DIR)",
-            d.join(f).display()
-        );
-    }
-    d
-}
 
 /// `boot` options for the Linux guest (direct kernel boot, 64 MiB).
 fn linux_args() -> Vec<String> {

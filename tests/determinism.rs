@@ -17,6 +17,9 @@
 //! Runs are bounded by instruction counts; the wall-clock limits only catch hangs, except
 //! one lower bound showing that pacing really slept.
 
+mod common;
+
+use common::guest::linux_guest_dir as guest_dir;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,21 +36,6 @@ const BIOS_N: u64 = 100_000_000;
 const BIOS_POST: u64 = 12_000_000;
 /// Hang guard for one x86emu process.
 const TIMEOUT: Duration = Duration::from_secs(1200);
-
-fn guest_dir() -> PathBuf {
-    let d = std::env::var_os("X86EMU_LINUX_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/linux-guest"));
-    for f in ["bzImage", "initrd.img", "disk.img", "cmdline.txt"] {
-        assert!(
-            d.join(f).exists(),
-            "{} is missing: build the Linux test guest with `test-roms/linux/build.sh` \
-             (or set X86EMU_LINUX_GUEST_DIR)",
-            d.join(f).display()
-        );
-    }
-    d
-}
 
 /// A fresh scratch directory for one test. Directories of earlier runs of this test
 /// binary that are gone (the shared Linux snapshots stay until then) are removed.

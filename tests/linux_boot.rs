@@ -4,34 +4,15 @@
 //! GRUB 2 from the IDE disk, and isolinux from the ATAPI CD-ROM. Each run is bounded by
 //! an instruction limit (virtual time), never by a wall-clock assertion.
 
+mod common;
+
+use common::guest::linux_guest_dir as guest_dir;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Virtual-time bound for one boot and a few commands (100 s at the default 100 MHz).
 const MAX_INSTRUCTIONS: &str = "10000000000";
-
-fn guest_dir() -> PathBuf {
-    let d = std::env::var_os("X86EMU_LINUX_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/linux-guest"));
-    for f in [
-        "bzImage",
-        "initrd.img",
-        "disk.img",
-        "grub.img",
-        "boot.iso",
-        "cmdline.txt",
-    ] {
-        assert!(
-            d.join(f).exists(),
-            "{} is missing: build the Linux test guest with `test-roms/linux/build.sh` \
-             (or set X86EMU_LINUX_GUEST_DIR)",
-            d.join(f).display()
-        );
-    }
-    d
-}
 
 /// Run `x86emu boot ARGS` with `commands` on stdin; returns (exit code, serial output).
 fn boot(args: &[&str], commands: &str) -> (Option<i32>, String) {

@@ -11,27 +11,15 @@
 //! (Debian: gcc-multilib) and the Linux test guest (`test-roms/linux/build.sh`). On other
 //! host architectures the test says so and passes without running.
 
+mod common;
+
+use common::guest::linux_guest_dir as guest_dir;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Enough for the boot (about 4·10⁹) plus the program.
 const MAX_INSTRUCTIONS: &str = "12000000000";
-
-fn guest_dir() -> PathBuf {
-    let d = std::env::var_os("X86EMU_LINUX_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/linux-guest"));
-    for f in ["bzImage", "initrd.img", "disk.img", "cmdline.txt"] {
-        assert!(
-            d.join(f).exists(),
-            "{} is missing: build the Linux test guest with `test-roms/linux/build.sh` \
-             (or set X86EMU_LINUX_GUEST_DIR)",
-            d.join(f).display()
-        );
-    }
-    d
-}
 
 /// Compile the guest program; returns the path of the static i386 binary.
 fn build_program(out: &Path) -> PathBuf {

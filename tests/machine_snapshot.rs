@@ -4,7 +4,10 @@
 //! machine, N/2; save → restore → save gives identical bytes; a mismatched machine is
 //! refused with a clear message.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::guest::linux_guest_dir as guest_dir;
+use std::path::Path;
 use x86emu::devices::ide::IdeDrives;
 use x86emu::disk::{CowDisk, RawFileDisk};
 use x86emu::machine::{BootSource, PcConfig, PcMachine};
@@ -13,21 +16,6 @@ use x86emu::snapshot::to_hex;
 /// Mid-boot (the kernel is still decompressing itself; 2e9 is too): the straight run
 /// goes on its own thread beside the split one.
 const N: u64 = 1_200_000_000;
-
-fn guest_dir() -> PathBuf {
-    let d = std::env::var_os("X86EMU_LINUX_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/linux-guest"));
-    for f in ["bzImage", "initrd.img", "disk.img", "cmdline.txt"] {
-        assert!(
-            d.join(f).exists(),
-            "{} is missing: build the Linux test guest with `test-roms/linux/build.sh` \
-             (or set X86EMU_LINUX_GUEST_DIR)",
-            d.join(f).display()
-        );
-    }
-    d
-}
 
 fn machine(g: &Path, ram_mib: u64, with_disk: bool) -> PcMachine {
     let mut drives = IdeDrives::new();

@@ -1,3 +1,4 @@
+pub mod guest;
 pub mod moo;
 pub mod native;
 pub mod simd;
