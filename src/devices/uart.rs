@@ -318,6 +318,11 @@ impl Uart16550 {
         self.input.len() + usize::from(self.rx_shift.is_some())
     }
 
+    /// Transmitted bytes waiting for the host (at most [`OUTPUT_CAPACITY`]).
+    pub fn pending_output(&self) -> usize {
+        self.output.len()
+    }
+
     /// Drain the transmitted bytes.
     pub fn take_output(&mut self) -> Vec<u8> {
         self.output.drain(..).collect()
